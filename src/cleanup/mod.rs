@@ -1,0 +1,274 @@
+//! cleanup — canonicalize and enqueue messages.
+//!
+//! DESCRIPTION
+//!   Receivers (smtpd now; qmqpd and pickup later) open a message through
+//!   [`CleanupHandle::open`], stream its content into the returned
+//!   [`CleanupMessage`] and hand it back with [`CleanupHandle::commit`].
+//!   Cleanup qualifies unqualified envelope addresses with `@$myorigin`,
+//!   drops duplicate recipients, prepends `Received:`, adds `Message-Id:`,
+//!   `Date:` and `From:` when missing, removes `Bcc:` for local submissions
+//!   (as Postfix does), and writes the queue file. The commit (sync, rename
+//!   into the spool, queue state) is the cleanup actor's job; it runs on the
+//!   blocking pool so many commits proceed at once.
+//!
+//! LOGGING
+//!   `QUEUEID: message-id=<...>` and `QUEUEID: from=<...>, size=N, nrcpt=N
+//!   (queue incoming)`.
+//!
+//! PARAMETERS
+//!   `myhostname`, `myorigin`, `mail_name`, `header_size_limit`.
+//!
+//! FAILURES
+//!   A write or sync error fails the commit; the receiver answers 4xx and
+//!   the partial file is removed. A panic in the actor is restarted by the
+//!   supervisor; a commit that was in flight is lost before its `250`, so
+//!   the client retries.
+
+pub mod headers;
+pub mod message;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use actix::{Actor, Context, Handler, Message, ResponseFuture};
+
+pub use message::CleanupMessage;
+
+use crate::config::Config;
+use crate::mail::{Envelope, QueueId};
+use crate::store::{Finished, Store, StoreError};
+use crate::supervisor::handle::{RoleError, RoleHandle};
+use crate::supervisor::tree::ExitGuard;
+use crate::supervisor::{Fault, StopRole};
+use headers::HeaderInfo;
+use message::Additions;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("queue file write error: {0}")]
+    Write(std::io::Error),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Role(#[from] RoleError),
+    #[error("the cleanup instance handling the message stopped")]
+    Lost,
+}
+
+impl CleanupError {
+    /// The reply a receiver gives for this failure.
+    pub fn reply_text(&self) -> (u16, &'static str) {
+        let no_space = match self {
+            CleanupError::Write(e) => {
+                matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+            }
+            CleanupError::Store(e) => e.is_no_space(),
+            _ => false,
+        };
+        if no_space {
+            (452, "4.3.1 Insufficient system storage")
+        } else {
+            (451, "4.3.0 Error: queue file write error")
+        }
+    }
+}
+
+/// Where a message was submitted; decides the header rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Received over the network.
+    Smtp,
+    /// Local submission (sendmail, pickup): `Bcc:` is removed.
+    Local,
+}
+
+/// The slice of configuration cleanup reads.
+pub struct CleanupConfig {
+    pub myhostname: String,
+    pub myorigin: String,
+    pub mail_name: String,
+    pub header_size_limit: usize,
+}
+
+impl CleanupConfig {
+    pub fn from_config(config: &Config) -> CleanupConfig {
+        CleanupConfig {
+            myhostname: config.myhostname.clone(),
+            myorigin: config.myorigin.clone(),
+            mail_name: config.mail_name.clone(),
+            header_size_limit: config.header_size_limit,
+        }
+    }
+}
+
+/// The cleanup actor: commits finished queue files.
+pub struct Cleanup {
+    store: Arc<Store>,
+    guard: ExitGuard,
+}
+
+impl Cleanup {
+    pub fn new(store: Arc<Store>, guard: ExitGuard) -> Cleanup {
+        Cleanup { store, guard }
+    }
+}
+
+impl Actor for Cleanup {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.guard.normal();
+    }
+}
+
+struct Job {
+    envelope: Envelope,
+    finished: Finished,
+    info: HeaderInfo,
+}
+
+/// Commit a finished message. The job sits in a shared slot so that a
+/// retry after a restart can tell whether a dead instance had taken it.
+#[derive(Message)]
+#[rtype(result = "Result<QueueId, CleanupError>")]
+struct Commit(Arc<Mutex<Option<Job>>>);
+
+impl Handler<Commit> for Cleanup {
+    type Result = ResponseFuture<Result<QueueId, CleanupError>>;
+
+    fn handle(&mut self, msg: Commit, _ctx: &mut Context<Self>) -> Self::Result {
+        let job = msg.0.lock().ok().and_then(|mut slot| slot.take());
+        let store = self.store.clone();
+        Box::pin(async move {
+            let Job {
+                envelope,
+                finished,
+                info,
+            } = job.ok_or(CleanupError::Lost)?;
+            let id = envelope.queue_id.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let state = store.commit(finished, &envelope)?;
+                Ok::<_, StoreError>((state, envelope))
+            })
+            .await
+            .map_err(|e| CleanupError::Write(std::io::Error::other(e.to_string())))?;
+            let (state, envelope) = result?;
+            tracing::info!("{id}: message-id={}", info.message_id);
+            tracing::info!(
+                "{id}: from=<{}>, size={}, nrcpt={} (queue incoming)",
+                envelope.sender,
+                state.size,
+                state.recipients.len()
+            );
+            Ok(id)
+        })
+    }
+}
+
+impl Handler<StopRole> for Cleanup {
+    type Result = ();
+    fn handle(&mut self, _msg: StopRole, ctx: &mut Context<Self>) {
+        use actix::ActorContext;
+        ctx.stop();
+    }
+}
+
+impl Handler<Fault> for Cleanup {
+    type Result = ();
+    fn handle(&mut self, _msg: Fault, _ctx: &mut Context<Self>) {
+        panic!("fault injected into cleanup");
+    }
+}
+
+/// How receivers reach cleanup.
+#[derive(Clone)]
+pub struct CleanupHandle {
+    role: RoleHandle<Cleanup>,
+    store: Arc<Store>,
+    config: Arc<CleanupConfig>,
+}
+
+impl CleanupHandle {
+    pub fn new(
+        role: RoleHandle<Cleanup>,
+        store: Arc<Store>,
+        config: Arc<CleanupConfig>,
+    ) -> CleanupHandle {
+        CleanupHandle {
+            role,
+            store,
+            config,
+        }
+    }
+
+    /// Starts a message: canonicalizes the envelope and creates its queue file.
+    pub async fn open(
+        &self,
+        mut envelope: Envelope,
+        source: Source,
+    ) -> Result<CleanupMessage, CleanupError> {
+        let c = &self.config;
+        envelope.sender = envelope.sender.qualified(&c.myorigin);
+        let mut seen = HashSet::new();
+        envelope.recipients.retain_mut(|r| {
+            r.address = r.address.qualified(&c.myorigin);
+            seen.insert(r.address.to_string().to_ascii_lowercase())
+        });
+        let now = chrono::Local::now();
+        let id = envelope.queue_id.clone();
+        let client = &envelope.client;
+        let helo = client
+            .helo
+            .as_deref()
+            .map(clean)
+            .unwrap_or_else(|| client.name.clone());
+        let for_clause = match envelope.recipients.as_slice() {
+            [only] => format!("\r\n\tfor <{}>", clean(&only.address.to_string())),
+            _ => String::new(),
+        };
+        let date = now.format("%a, %d %b %Y %H:%M:%S %z").to_string();
+        let received = format!(
+            "Received: from {helo} ({} [{}])\r\n\tby {} ({}) with {} id {id}{for_clause};\r\n\t{date}\r\n",
+            client.name, client.addr, c.myhostname, c.mail_name, client.protocol
+        );
+        let from = if envelope.sender.is_null() {
+            "MAILER-DAEMON".to_string()
+        } else {
+            clean(&envelope.sender.to_string())
+        };
+        let additions = Additions {
+            received,
+            strip_bcc: source == Source::Local,
+            message_id: format!("<{}.{id}@{}>", now.format("%Y%m%d%H%M%S"), c.myhostname),
+            date,
+            from,
+        };
+        let draft = crate::store::Draft::create(self.store.tmp_path(&id), &envelope)
+            .await
+            .map_err(CleanupError::Write)?;
+        Ok(CleanupMessage::new(
+            envelope,
+            draft,
+            c.header_size_limit,
+            additions,
+        ))
+    }
+
+    /// Ends the message and makes it durable; returns its queue ID.
+    pub async fn commit(&self, message: CleanupMessage) -> Result<QueueId, CleanupError> {
+        let (envelope, finished, info) = message.finish().await.map_err(CleanupError::Write)?;
+        let slot = Arc::new(Mutex::new(Some(Job {
+            envelope,
+            finished,
+            info,
+        })));
+        self.role.send(|| Commit(slot.clone())).await?
+    }
+}
+
+/// Text safe inside a header: printable, no CR/LF.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}

@@ -1,0 +1,93 @@
+//! The commands. Each module parses its own flags (Postfix's) with clap and
+//! returns an exit status; errors become `NAME: fatal: ...` on stderr.
+
+pub mod check;
+pub mod postcat;
+pub mod postconf;
+pub mod postqueue;
+pub mod queue;
+pub mod start;
+pub mod status;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::config::{Config, Settings};
+
+/// The names the binary answers to through a link.
+const LINK_NAMES: &[&str] = &["mailq", "postqueue", "postcat", "postconf"];
+
+const USAGE: &str = "usage: postern COMMAND [ARGS]
+
+commands:
+  start       run the mail system in the foreground
+  stop        stop a running instance
+  status      report whether an instance is running
+  check       validate the configuration without binding ports
+  postconf    show parameters (-n non-default, -d defaults, NAME...)
+  mailq       list the queue (= postqueue -p)
+  postqueue   -p list the queue, -j list it as JSON lines
+  postcat     -q ID: show a queued message
+
+every command takes -c DIR for the configuration directory";
+
+/// Runs the command named by argv; returns the name to prefix errors with.
+pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
+    let argv0 = args
+        .first()
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .unwrap_or(a.as_os_str())
+                .to_string_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    let (name, rest) = if LINK_NAMES.contains(&argv0.as_str()) {
+        (argv0, args)
+    } else {
+        match args.get(1).map(|a| a.to_string_lossy().into_owned()) {
+            Some(cmd) if !cmd.starts_with('-') => (cmd, args[1..].to_vec()),
+            _ => {
+                eprintln!("{USAGE}");
+                return ("postern".into(), Ok(2));
+            }
+        }
+    };
+    let result = match name.as_str() {
+        "start" => start::run(rest),
+        "stop" => status::stop(rest),
+        "status" => status::status(rest),
+        "check" => check::run(rest),
+        "postconf" => postconf::run(rest),
+        "mailq" => postqueue::mailq(rest),
+        "postqueue" => postqueue::run(rest),
+        "postcat" => postcat::run(rest),
+        "help" | "--help" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => {
+            eprintln!("postern: unknown command {other:?}\n\n{USAGE}");
+            Ok(2)
+        }
+    };
+    (name, result)
+}
+
+/// Loads the configuration for a command given `-c DIR` (or not).
+pub fn load_config(dir: Option<&Path>) -> anyhow::Result<(Settings, Config)> {
+    let dir: PathBuf = Settings::config_dir(dir);
+    Config::load(&dir).with_context(|| format!("configuration in {}", dir.display()))
+}
+
+/// Parses clap arguments, printing help or errors the way clap does, and
+/// turning them into an exit status.
+pub fn parse<T: clap::Parser>(args: Vec<OsString>) -> Result<T, u8> {
+    T::try_parse_from(args).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() { 2 } else { 0 }
+    })
+}

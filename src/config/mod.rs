@@ -1,0 +1,504 @@
+//! Configuration: Postfix's parameter names, defaults and value syntax,
+//! layered with figment as built-in defaults < `postern.toml` in the config
+//! directory < `POSTERN_<PARAMETER>` environment variables.
+//!
+//! [`Settings`] keeps the raw text of every layer (what `postconf` shows);
+//! [`Config`] is the typed, `$name`-expanded result that roles read. An
+//! unknown parameter is an error naming the closest known one.
+
+pub mod params;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
+
+pub use values::Cidr;
+
+/// The configuration directory when neither `-c` nor `POSTERN_CONFIG_DIR` names one.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/postern";
+/// The file read from the configuration directory.
+pub const CONFIG_FILE: &str = "postern.toml";
+/// Environment variables with this prefix set parameters.
+pub const ENV_PREFIX: &str = "POSTERN_";
+/// Variables under the prefix that are not parameters.
+const ENV_RESERVED: &[&str] = &["config_dir", "fault_injection"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{source_name}: unknown parameter {name:?}{}", suggestion(.name))]
+    Unknown { name: String, source_name: String },
+    #[error("{0}")]
+    Syntax(String),
+    #[error("parameter {name}: {message}")]
+    Value { name: String, message: String },
+}
+
+fn suggestion(name: &str) -> String {
+    match params::closest(name) {
+        Some(known) => format!(" (did you mean {known:?}?)"),
+        None => String::new(),
+    }
+}
+
+/// The raw parameter values of every layer.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub config_dir: PathBuf,
+    defaults: BTreeMap<&'static str, String>,
+    /// Values set in the file or the environment.
+    explicit: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// Chooses the configuration directory: `-c DIR`, then `POSTERN_CONFIG_DIR`, then the default.
+    pub fn config_dir(flag: Option<&Path>) -> PathBuf {
+        flag.map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("POSTERN_CONFIG_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR))
+    }
+
+    /// Reads the file and the process environment.
+    pub fn load(config_dir: &Path) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Settings::load_from(config_dir, &env)
+    }
+
+    /// Reads the file and the given environment.
+    pub fn load_from(config_dir: &Path, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+        let file = config_dir.join(CONFIG_FILE);
+        let file_name = file.display().to_string();
+        let mut env_layer = BTreeMap::new();
+        let mut sources = BTreeMap::new();
+        for (key, value) in env {
+            if let Some(name) = key.strip_prefix(ENV_PREFIX) {
+                let name = name.to_ascii_lowercase();
+                if !ENV_RESERVED.contains(&name.as_str()) {
+                    sources.insert(name.clone(), format!("environment variable {key}"));
+                    env_layer.insert(name, Value::from(value.clone()));
+                }
+            }
+        }
+        let figment = Figment::new()
+            .merge(Toml::file(&file))
+            .merge(Serialized::globals(env_layer));
+        let merged: BTreeMap<String, Value> = figment
+            .extract()
+            .map_err(|e| ConfigError::Syntax(format!("{file_name}: {e}")))?;
+        let mut explicit = BTreeMap::new();
+        for (name, value) in merged {
+            if params::find(&name).is_none() {
+                let source_name = sources
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| file_name.clone());
+                return Err(ConfigError::Unknown { name, source_name });
+            }
+            explicit.insert(name.clone(), value_text(&name, &value)?);
+        }
+        let defaults = params::PARAMS
+            .iter()
+            .map(|p| (p.name, default_text(p.default)))
+            .collect();
+        Ok(Settings {
+            config_dir: config_dir.to_path_buf(),
+            defaults,
+            explicit,
+        })
+    }
+
+    /// The raw (unexpanded) effective value.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.explicit
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| self.defaults.get(name).map(String::as_str))
+    }
+
+    /// The raw default.
+    pub fn default_value(&self, name: &str) -> Option<&str> {
+        self.defaults.get(name).map(String::as_str)
+    }
+
+    /// Whether the file or the environment set this parameter.
+    pub fn is_explicit(&self, name: &str) -> bool {
+        self.explicit.contains_key(name)
+    }
+
+    /// The value with `$name` and `${name}` references expanded.
+    pub fn expanded(&self, name: &str) -> String {
+        self.expand(self.raw(name).unwrap_or(""), 0)
+    }
+
+    fn expand(&self, text: &str, depth: usize) -> String {
+        if depth > 10 || !text.contains('$') {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
+                match braced.find('}') {
+                    Some(end) => (&braced[..end], &braced[end + 1..]),
+                    None => ("", after),
+                }
+            } else {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            };
+            match self.raw(name) {
+                Some(value) if !name.is_empty() => out.push_str(&self.expand(value, depth + 1)),
+                _ => out.push('$'),
+            }
+            rest = if name.is_empty() { after } else { tail };
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+fn value_text(name: &str, value: &Value) -> Result<String, ConfigError> {
+    Ok(match value {
+        Value::String(_, s) => s.clone(),
+        Value::Char(_, c) => c.to_string(),
+        Value::Bool(_, b) => if *b { "yes" } else { "no" }.to_string(),
+        Value::Num(_, n) => n
+            .to_u128()
+            .map(|n| n.to_string())
+            .or_else(|| n.to_i128().map(|n| n.to_string()))
+            .unwrap_or_default(),
+        Value::Array(_, items) => items
+            .iter()
+            .map(|v| value_text(name, v))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(", "),
+        Value::Empty(..) => String::new(),
+        Value::Dict(..) => {
+            return Err(ConfigError::Value {
+                name: name.to_string(),
+                message: "expected a value, found a table".into(),
+            });
+        }
+    })
+}
+
+fn default_text(default: params::Default) -> String {
+    match default {
+        params::Default::Text(text) => text.to_string(),
+        params::Default::Hostname => system_hostname(),
+        params::Default::Domain => {
+            let host = system_hostname();
+            match host.split_once('.') {
+                Some((_, domain)) if domain.contains('.') || !domain.is_empty() => {
+                    domain.to_string()
+                }
+                _ => "localdomain".to_string(),
+            }
+        }
+    }
+}
+
+/// The kernel's host name, qualified with `.localdomain` when it has no dot.
+fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let name = if name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name.to_ascii_lowercase()
+    };
+    if name.contains('.') {
+        name
+    } else {
+        format!("{name}.localdomain")
+    }
+}
+
+/// The typed configuration roles read.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The internet host name of this mail system.
+    pub myhostname: String,
+    /// The internet domain of this mail system.
+    pub mydomain: String,
+    /// Appended to unqualified addresses.
+    pub myorigin: String,
+    /// Final-destination domains, lower case.
+    pub mydestination: Vec<String>,
+    /// Trusted client networks.
+    pub mynetworks: Vec<Cidr>,
+    /// Relay domains, lower case; subdomains match too.
+    pub relay_domains: Vec<String>,
+    /// The next hop for non-local mail (used by delivery).
+    pub relayhost: String,
+    /// The mail system name.
+    pub mail_name: String,
+    /// Where the queue lives.
+    pub queue_directory: PathBuf,
+    /// SMTP listener addresses.
+    pub smtpd_listen: Vec<SocketAddr>,
+    /// Admin HTTP address.
+    pub admin_listen: Vec<SocketAddr>,
+    /// Maximum message size in bytes.
+    pub message_size_limit: u64,
+    /// Maximum header section size in bytes.
+    pub header_size_limit: usize,
+    /// Maximum recipients per message.
+    pub smtpd_recipient_limit: usize,
+    /// Per-read and per-write time limit in a session.
+    pub smtpd_timeout: Duration,
+    /// Errors after which a session is closed.
+    pub smtpd_hard_error_limit: u32,
+    /// The greeting text.
+    pub smtpd_banner: String,
+    /// Concurrent sessions per client IP outside mynetworks.
+    pub smtpd_client_connection_count_limit: usize,
+    /// Wait before the greeting to catch clients that talk first.
+    pub smtpd_pregreet_wait: Duration,
+    /// Concurrent SMTP sessions in all.
+    pub default_process_limit: usize,
+    /// Log program prefix.
+    pub syslog_name: String,
+    /// Log destination; empty for stdout.
+    pub maillog_file: String,
+    /// Role restarts allowed per period.
+    pub supervisor_restart_limit: u32,
+    /// The restart counting window.
+    pub supervisor_restart_period: Duration,
+    /// Time given to sessions and writes on stop.
+    pub shutdown_grace_period: Duration,
+}
+
+impl Config {
+    /// Loads and checks the configuration in `config_dir`.
+    pub fn load(config_dir: &Path) -> Result<(Settings, Config), ConfigError> {
+        let settings = Settings::load(config_dir)?;
+        let config = Config::from_settings(&settings)?;
+        Ok((settings, config))
+    }
+
+    pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
+        fn get<T>(
+            s: &Settings,
+            name: &str,
+            parse: impl Fn(&str) -> Result<T, String>,
+        ) -> Result<T, ConfigError> {
+            parse(&s.expanded(name)).map_err(|message| ConfigError::Value {
+                name: name.to_string(),
+                message,
+            })
+        }
+        let lower_list = |v: &str| {
+            Ok::<_, String>(
+                values::list(v)
+                    .into_iter()
+                    .map(|d| d.to_ascii_lowercase())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let text = |v: &str| Ok::<_, String>(v.trim().to_string());
+        let addrs = |v: &str| {
+            values::list(v)
+                .iter()
+                .map(|a| values::listen_address(a))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let config = Config {
+            myhostname: get(s, "myhostname", text)?,
+            mydomain: get(s, "mydomain", text)?,
+            myorigin: get(s, "myorigin", text)?,
+            mydestination: get(s, "mydestination", lower_list)?,
+            mynetworks: get(s, "mynetworks", |v| {
+                values::list(v).iter().map(|n| Cidr::parse(n)).collect()
+            })?,
+            relay_domains: get(s, "relay_domains", |v| {
+                lower_list(v).map(|l| {
+                    l.into_iter()
+                        .map(|d| d.trim_start_matches('.').to_string())
+                        .collect()
+                })
+            })?,
+            relayhost: get(s, "relayhost", text)?,
+            mail_name: get(s, "mail_name", text)?,
+            queue_directory: get(s, "queue_directory", |v| Ok(PathBuf::from(v.trim())))?,
+            smtpd_listen: get(s, "smtpd_listen", addrs)?,
+            admin_listen: get(s, "admin_listen", addrs)?,
+            message_size_limit: get(s, "message_size_limit", values::number)?,
+            header_size_limit: get(s, "header_size_limit", values::number)?,
+            smtpd_recipient_limit: get(s, "smtpd_recipient_limit", values::number)?,
+            smtpd_timeout: get(s, "smtpd_timeout", values::duration)?,
+            smtpd_hard_error_limit: get(s, "smtpd_hard_error_limit", values::number)?,
+            smtpd_banner: get(s, "smtpd_banner", text)?,
+            smtpd_client_connection_count_limit: get(
+                s,
+                "smtpd_client_connection_count_limit",
+                values::number,
+            )?,
+            smtpd_pregreet_wait: get(s, "smtpd_pregreet_wait", values::duration)?,
+            default_process_limit: get(s, "default_process_limit", values::number)?,
+            syslog_name: get(s, "syslog_name", text)?,
+            maillog_file: get(s, "maillog_file", text)?,
+            supervisor_restart_limit: get(s, "supervisor_restart_limit", values::number)?,
+            supervisor_restart_period: get(s, "supervisor_restart_period", values::duration)?,
+            shutdown_grace_period: get(s, "shutdown_grace_period", values::duration)?,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |name: &str, message: &str| {
+            Err(ConfigError::Value {
+                name: name.into(),
+                message: message.into(),
+            })
+        };
+        if self.myhostname.is_empty() || self.myhostname.contains(char::is_whitespace) {
+            return bad("myhostname", "must be a host name");
+        }
+        if !self.queue_directory.is_absolute() {
+            return bad("queue_directory", "must be an absolute path");
+        }
+        if self.smtpd_listen.is_empty() {
+            return bad("smtpd_listen", "needs at least one address");
+        }
+        if self.default_process_limit == 0 {
+            return bad("default_process_limit", "must be at least 1");
+        }
+        if self.smtpd_hard_error_limit == 0 {
+            return bad("smtpd_hard_error_limit", "must be at least 1");
+        }
+        if self.smtpd_timeout.is_zero() {
+            return bad("smtpd_timeout", "must be more than 0s");
+        }
+        if !self.relayhost.is_empty() && self.relayhost.contains(char::is_whitespace) {
+            return bad("relayhost", "must be one next hop such as [host]:port");
+        }
+        Ok(())
+    }
+
+    /// Whether a client address is in `mynetworks`.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.mynetworks.iter().any(|net| net.contains(ip))
+    }
+
+    /// Whether a (lower-case) domain is one of `mydestination`.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.mydestination.iter().any(|d| d == domain)
+    }
+
+    /// Whether a (lower-case) domain is in `relay_domains` or below one.
+    pub fn is_relay_domain(&self, domain: &str) -> bool {
+        self.relay_domains.iter().any(|d| {
+            domain == d
+                || domain
+                    .strip_suffix(d.as_str())
+                    .is_some_and(|head| head.ends_with('.'))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), toml).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(dir.path(), &env)
+    }
+
+    #[test]
+    fn layers_and_expansion() {
+        let s = settings(
+            "myhostname = \"mx.example.com\"\nmydomain = \"example.com\"\nsmtpd_timeout = \"60s\"\nmynetworks = [\"10.0.0.0/8\", \"[::1]/128\"]\nmessage_size_limit = 1000\n",
+            &[("POSTERN_SMTPD_TIMEOUT", "30s"), ("POSTERN_CONFIG_DIR", "/x"), ("OTHER", "1")],
+        )
+        .unwrap();
+        let c = Config::from_settings(&s).unwrap();
+        assert_eq!(
+            c.smtpd_timeout,
+            Duration::from_secs(30),
+            "environment beats the file"
+        );
+        assert_eq!(c.myorigin, "mx.example.com");
+        assert_eq!(
+            c.mydestination,
+            vec!["mx.example.com", "localhost.example.com", "localhost"]
+        );
+        assert_eq!(c.smtpd_banner, "mx.example.com ESMTP Postern");
+        assert_eq!(c.mynetworks.len(), 2);
+        assert_eq!(c.message_size_limit, 1000);
+        assert_eq!(s.raw("myorigin"), Some("$myhostname"));
+        assert!(s.is_explicit("smtpd_timeout") && !s.is_explicit("myorigin"));
+        assert_eq!(s.raw("mynetworks"), Some("10.0.0.0/8, [::1]/128"));
+    }
+
+    #[test]
+    fn unknown_parameters_name_the_closest() {
+        let err = settings("smtpd_timout = \"1s\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown parameter \"smtpd_timout\"")
+                && err.contains("did you mean \"smtpd_timeout\""),
+            "{err}"
+        );
+        let err = settings("", &[("POSTERN_MYHOSTNAMES", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment variable POSTERN_MYHOSTNAMES")
+                && err.contains("\"myhostname\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_parameter() {
+        let s = settings("smtpd_timeout = \"5x\"\n", &[]).unwrap();
+        let err = Config::from_settings(&s).unwrap_err().to_string();
+        assert!(err.starts_with("parameter smtpd_timeout:"), "{err}");
+        let s = settings("mynetworks = \"not-a-net\"\n", &[]).unwrap();
+        assert!(Config::from_settings(&s).is_err());
+        assert!(settings("this is not toml", &[]).is_err());
+    }
+
+    #[test]
+    fn domain_matching() {
+        let s = settings(
+            "myhostname = \"mx.example.com\"\nrelay_domains = \"example.net .example.org\"\n",
+            &[],
+        )
+        .unwrap();
+        let c = Config::from_settings(&s).unwrap();
+        assert!(c.is_relay_domain("example.net") && c.is_relay_domain("sub.example.net"));
+        assert!(c.is_relay_domain("a.example.org"));
+        assert!(!c.is_relay_domain("badexample.net") && !c.is_relay_domain("example.com"));
+        assert!(c.is_local_domain("mx.example.com") && !c.is_local_domain("example.com"));
+        assert!(
+            c.is_trusted("127.0.0.1".parse().unwrap())
+                && !c.is_trusted("192.0.2.1".parse().unwrap())
+        );
+    }
+}

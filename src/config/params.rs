@@ -1,0 +1,112 @@
+//! The parameter table: every name postern knows, its default in Postfix's
+//! syntax, and one line of documentation. `postconf -d` prints this table;
+//! `config/postern.toml` in the repository documents it at length.
+
+/// Where a default comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Default {
+    Text(&'static str),
+    /// The system's host name, made fully qualified (Postfix's `myhostname`).
+    Hostname,
+    /// `myhostname` less its first label (Postfix's `mydomain`).
+    Domain,
+}
+
+#[derive(Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub default: Default,
+    pub doc: &'static str,
+}
+
+macro_rules! params {
+    ($($name:literal = $default:expr, $doc:literal;)*) => {
+        /// Every parameter, in `postconf` order (alphabetical).
+        pub const PARAMS: &[Param] = &[$(Param { name: $name, default: $default, doc: $doc }),*];
+    };
+}
+
+use self::Default::{Domain, Hostname, Text};
+
+params! {
+    "admin_listen" = Text("127.0.0.1:8025"), "Address of the admin HTTP service (metrics, health, queue API).";
+    "default_process_limit" = Text("100"), "Maximum number of concurrent SMTP sessions.";
+    "header_size_limit" = Text("102400"), "Maximum bytes of a message header section; the rest is treated as body.";
+    "mail_name" = Text("Postern"), "The mail system name, used in the SMTP banner and Received: headers.";
+    "maillog_file" = Text(""), "File for log lines; empty or /dev/stdout for standard output.";
+    "message_size_limit" = Text("10240000"), "Maximum message size in bytes, headers and envelope included.";
+    "mydestination" = Text("$myhostname, localhost.$mydomain, localhost"), "Domains this system is the final destination for.";
+    "mydomain" = Domain, "The internet domain of this mail system.";
+    "myhostname" = Hostname, "The internet host name of this mail system.";
+    "mynetworks" = Text("127.0.0.0/8, [::1]/128"), "Trusted client networks: these may relay to any destination.";
+    "myorigin" = Text("$myhostname"), "The domain appended to unqualified addresses.";
+    "queue_directory" = Text("/var/spool/postern"), "Where queue files, queue state and the control socket live.";
+    "relay_domains" = Text(""), "Domains (and their subdomains) this system relays mail to for any client.";
+    "relayhost" = Text(""), "The next hop for non-local mail; empty means direct delivery (used by delivery).";
+    "shutdown_grace_period" = Text("10s"), "How long open sessions and in-flight writes may take to finish on stop.";
+    "smtpd_banner" = Text("$myhostname ESMTP $mail_name"), "Text after 220 in the SMTP greeting.";
+    "smtpd_client_connection_count_limit" = Text("50"), "Maximum concurrent sessions from one client IP outside mynetworks.";
+    "smtpd_hard_error_limit" = Text("20"), "Errors after which the SMTP session is closed.";
+    "smtpd_listen" = Text("127.0.0.1:25"), "Addresses the SMTP server listens on, host:port, comma or space separated.";
+    "smtpd_pregreet_wait" = Text("0s"), "How long to watch for a client that talks before the greeting.";
+    "smtpd_recipient_limit" = Text("1000"), "Maximum recipients per message.";
+    "smtpd_timeout" = Text("300s"), "Time limit for reading a command or data, and for sending a reply.";
+    "supervisor_restart_limit" = Text("5"), "Restarts of a role within supervisor_restart_period before escalating.";
+    "supervisor_restart_period" = Text("60s"), "The window in which supervisor_restart_limit counts restarts.";
+    "syslog_name" = Text("postern"), "The program name prefix in log lines (syslog_name/role[pid]).";
+}
+
+/// The parameter named `name`.
+pub fn find(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.name == name)
+}
+
+/// The known name closest to `name`, when one is close enough to be a typo.
+pub fn closest(name: &str) -> Option<&'static str> {
+    PARAMS
+        .iter()
+        .map(|p| (edit_distance(name, p.name), p.name))
+        .filter(|(d, known)| *d <= (known.len() / 3).max(2))
+        .min()
+        .map(|(_, known)| known)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cost = if ca == cb { prev } else { prev + 1 };
+            prev = row[j + 1];
+            row[j + 1] = cost.min(row[j] + 1).min(prev + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        for pair in PARAMS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+    }
+
+    #[test]
+    fn suggests_the_closest_name() {
+        assert_eq!(closest("smtpd_timout"), Some("smtpd_timeout"));
+        assert_eq!(closest("mydestinations"), Some("mydestination"));
+        assert_eq!(closest("message_size"), Some("message_size_limit"));
+        assert_eq!(closest("completely_unrelated_name"), None);
+    }
+}

@@ -1,0 +1,50 @@
+//! The control socket: `private/control` in the queue directory, a Unix
+//! socket only the owner of the queue can open. The commands (`stop`,
+//! `status`, `mailq`, `postcat`) talk to a running instance through it;
+//! when nothing answers they work on the queue directory directly.
+//!
+//! The protocol is one JSON request line and one JSON response line per
+//! connection.
+
+pub mod client;
+pub mod server;
+
+use std::path::{Path, PathBuf};
+
+use crate::store::{Entry, MessageState};
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Request {
+    /// Is the instance up, and where does it listen?
+    Status,
+    /// Stop gracefully.
+    Stop,
+    /// Every queued message.
+    List,
+    /// One message's state.
+    Show { queue_id: String },
+    /// Make a role panic (only with `POSTERN_FAULT_INJECTION=1`; for tests).
+    Fault { role: String },
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    pub smtpd: Vec<String>,
+    pub restarts: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum Response {
+    Ok,
+    Status(Status),
+    List { entries: Vec<Entry> },
+    Show { state: MessageState },
+    Error { message: String },
+}
+
+pub fn socket_path(queue_directory: &Path) -> PathBuf {
+    queue_directory.join("private").join("control")
+}

@@ -1,0 +1,125 @@
+//! The control socket's server side, a supervised task of the daemon.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+
+use super::{Request, Response, Status};
+use crate::mail::QueueId;
+use crate::store::Store;
+
+/// A request line longer than this is refused.
+const REQUEST_MAX: u64 = 4096;
+
+/// What the control server needs from the rest of the daemon.
+#[derive(Clone)]
+pub struct ControlDeps {
+    pub store: Arc<Store>,
+    /// Turned to true to stop the whole instance.
+    pub shutdown: watch::Sender<bool>,
+    pub smtpd: Vec<String>,
+    pub restarts: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Present only when fault injection is enabled.
+    pub fault: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+}
+
+/// Serves until `stop` turns true.
+pub async fn serve(
+    listener: Arc<UnixListener>,
+    deps: ControlDeps,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let deps = deps.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = handle(stream, &deps).await {
+                            tracing::warn!("control connection: {e}");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!("control socket accept: {e}"),
+            },
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+async fn handle(stream: UnixStream, deps: &ControlDeps) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    tokio::io::AsyncReadExt::take(BufReader::new(read), REQUEST_MAX)
+        .read_line(&mut line)
+        .await?;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(request) => answer(request, deps).await,
+        Err(e) => Response::Error {
+            message: format!("bad request: {e}"),
+        },
+    };
+    let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    write.shutdown().await
+}
+
+async fn answer(request: Request, deps: &ControlDeps) -> Response {
+    match request {
+        Request::Status => Response::Status(Status {
+            pid: std::process::id(),
+            smtpd: deps.smtpd.clone(),
+            restarts: deps.restarts.lock().map(|r| r.clone()).unwrap_or_default(),
+        }),
+        Request::Stop => {
+            tracing::info!(target: "master", "stop requested through the control socket");
+            deps.shutdown.send_replace(true);
+            Response::Ok
+        }
+        Request::List => {
+            let store = deps.store.clone();
+            match tokio::task::spawn_blocking(move || store.list()).await {
+                Ok(Ok(entries)) => Response::List { entries },
+                Ok(Err(e)) => Response::Error {
+                    message: e.to_string(),
+                },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            }
+        }
+        Request::Show { queue_id } => {
+            let id = match QueueId::parse(&queue_id) {
+                Ok(id) => id,
+                Err(e) => {
+                    return Response::Error {
+                        message: e.to_string(),
+                    };
+                }
+            };
+            let store = deps.store.clone();
+            match tokio::task::spawn_blocking(move || store.get(&id)).await {
+                Ok(Ok(state)) => Response::Show { state },
+                Ok(Err(e)) => Response::Error {
+                    message: e.to_string(),
+                },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            }
+        }
+        Request::Fault { role } => match &deps.fault {
+            Some(fault) if fault(&role) => Response::Ok,
+            Some(_) => Response::Error {
+                message: format!("no fault trigger for role {role}"),
+            },
+            None => Response::Error {
+                message: "fault injection is not enabled".into(),
+            },
+        },
+    }
+}

@@ -1,0 +1,24 @@
+//! postern — a mail transfer agent with Postfix's interface, in one process.
+//!
+//! The map of the crate, in the order mail flows (see `ARCHITECTURE` in the
+//! README for the picture):
+//!
+//! - [`config`]     parameters: Postfix's names, defaults and syntax, layered with figment
+//! - [`supervisor`] the tree that replaces Postfix's `master`: start order, restarts, signals, shutdown, logging
+//! - [`smtpd`]      the SMTP server role: sessions, verbs, relay control, limits
+//! - [`cleanup`]    the cleanup role: canonical envelope, header rules, the queue file
+//! - [`store`]      spool files plus sled queue state; the only user of sled
+//! - [`control`]    the control socket behind `stop`, `status` and the queue views
+//! - [`proto`]      the SMTP wire format, pure: commands, replies, lines, DATA
+//! - [`mail`]       shared types without I/O: queue IDs, addresses, envelopes, log lines
+//! - [`cli`]        one module per command (`start`, `postconf`, `postqueue`, ...)
+
+pub mod cleanup;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod mail;
+pub mod proto;
+pub mod smtpd;
+pub mod store;
+pub mod supervisor;

@@ -1,0 +1,12 @@
+//! Shared mail types, free of I/O: queue IDs, addresses, envelopes and the
+//! maillog line format. Every role speaks in these types.
+
+pub mod address;
+pub mod envelope;
+pub mod maillog;
+pub mod queue_id;
+pub mod xtext;
+
+pub use address::{Address, AddressError};
+pub use envelope::{BodyType, ClientInfo, Envelope, Notify, Recipient, Ret};
+pub use queue_id::{QueueId, QueueIdError};

@@ -1,0 +1,329 @@
+//! DATA and BDAT: streaming the content into cleanup, and the end-of-message
+//! checks (size, NUL, bare newlines) before the message is committed.
+
+use tokio::io::AsyncBufReadExt;
+
+use super::session::{Flow, Session};
+use crate::cleanup::{CleanupMessage, Source};
+use crate::mail::Envelope;
+use crate::proto::Reply;
+use crate::proto::data::{BareNewlineCheck, DataDecoder, DataProgress};
+
+/// A BDAT transfer in progress.
+pub struct Bdat {
+    /// `None` once the message was given up (too big, write error).
+    message: Option<CleanupMessage>,
+    check: BareNewlineCheck,
+    size: u64,
+    failure: Option<Reply>,
+}
+
+/// How reading the content ended.
+enum Ended {
+    Complete,
+    BareNewline(bool),
+    Lost,
+    Timeout,
+}
+
+fn too_big() -> Reply {
+    Reply::new(552, "5.3.4 Message size exceeds fixed limit")
+}
+
+fn nul() -> Reply {
+    Reply::new(550, "5.6.0 Error: message content contains NUL characters")
+}
+
+impl Session {
+    fn envelope(&self) -> Option<Envelope> {
+        let txn = self.txn.as_ref()?;
+        Some(Envelope {
+            queue_id: txn.queue_id.clone()?,
+            arrival_time: chrono::Utc::now().timestamp(),
+            sender: txn.sender.clone(),
+            recipients: txn.recipients.clone(),
+            body: txn.params.body,
+            ret: txn.params.ret,
+            envid: txn.params.envid.clone(),
+            smtputf8: txn.params.smtputf8,
+            client: self.client.clone(),
+        })
+    }
+
+    /// Checks that a content transfer may start; the reply when it may not.
+    fn content_refusal(&self) -> Option<Reply> {
+        match &self.txn {
+            None => Some(Reply::new(503, "5.5.1 Error: need MAIL command")),
+            Some(txn) if txn.recipients.is_empty() => {
+                Some(Reply::new(554, "5.5.1 Error: no valid recipients"))
+            }
+            _ => None,
+        }
+    }
+
+    async fn open_message(&mut self) -> Result<CleanupMessage, Reply> {
+        let envelope = self
+            .envelope()
+            .ok_or_else(|| Reply::new(503, "5.5.1 Error: need RCPT command"))?;
+        self.cleanup
+            .open(envelope, Source::Smtp)
+            .await
+            .map_err(|e| {
+                tracing::warn!("{}: {e}", self.client_log);
+                let (code, text) = e.reply_text();
+                Reply::new(code, text)
+            })
+    }
+
+    /// Commits the message and gives the final reply.
+    async fn commit(&mut self, message: CleanupMessage) -> Flow {
+        let result = self.cleanup.commit(message).await;
+        self.txn = None;
+        match result {
+            Ok(id) => {
+                self.reply(Reply::new(250, format!("2.0.0 Ok: queued as {id}")))
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!("{}: {e}", self.client_log);
+                let (code, text) = e.reply_text();
+                self.reply(Reply::new(code, text)).await
+            }
+        }
+    }
+
+    pub async fn data(&mut self) -> Flow {
+        if let Some(reply) = self.content_refusal() {
+            return self.reply(reply).await;
+        }
+        if self.txn.as_ref().is_some_and(|t| t.bdat.is_some()) {
+            return self
+                .reply(Reply::new(503, "5.5.1 Error: DATA after BDAT"))
+                .await;
+        }
+        if self.pipelined_past_data().await {
+            tracing::info!(
+                "improper command pipelining after DATA from {}",
+                self.client_log
+            );
+            self.txn = None;
+            self.count_error();
+            self.final_reply(Reply::new(
+                554,
+                "5.5.0 Error: improper use of SMTP command pipelining",
+            ))
+            .await;
+            return Flow::Close;
+        }
+        let mut message = match self.open_message().await {
+            Ok(message) => Some(message),
+            Err(reply) => return self.reply(reply).await,
+        };
+        if let Flow::Close = self
+            .reply(Reply::new(354, "End data with <CR><LF>.<CR><LF>"))
+            .await
+        {
+            return Flow::Close;
+        }
+        if self.flush().await.is_err() {
+            return Flow::Close;
+        }
+        let limit = self.config.message_size_limit;
+        let mut decoder = DataDecoder::default();
+        let mut out = Vec::with_capacity(64 * 1024);
+        let mut write_error = None;
+        let ended = loop {
+            let read = tokio::time::timeout(self.read_timeout(), self.reader.fill_buf()).await;
+            let input = match read {
+                Err(_) => break Ended::Timeout,
+                Ok(Err(_)) => break Ended::Lost,
+                Ok(Ok([])) => break Ended::Lost,
+                Ok(Ok(input)) => input,
+            };
+            out.clear();
+            let (used, progress) = decoder.feed(input, &mut out);
+            self.reader.consume(used);
+            if decoder.size > limit {
+                message = None;
+            }
+            if let Some(m) = message.as_mut()
+                && let Err(e) = m.write(&out).await
+            {
+                write_error = Some(e);
+                message = None;
+            }
+            match progress {
+                DataProgress::More => {}
+                DataProgress::End => break Ended::Complete,
+                DataProgress::BareLf => break Ended::BareNewline(false),
+                DataProgress::BareCr => break Ended::BareNewline(true),
+            }
+        };
+        match ended {
+            Ended::Complete => {}
+            Ended::BareNewline(cr) => {
+                self.bare_newline(cr).await;
+                return Flow::Close;
+            }
+            Ended::Lost => {
+                tracing::info!(
+                    "lost connection after DATA ({} bytes) from {}",
+                    decoder.size,
+                    self.client_log
+                );
+                return Flow::Close;
+            }
+            Ended::Timeout => {
+                tracing::info!(
+                    "timeout after DATA ({} bytes) from {}",
+                    decoder.size,
+                    self.client_log
+                );
+                let text = format!("4.4.2 {} Error: timeout exceeded", self.config.myhostname);
+                self.final_reply(Reply::new(421, text)).await;
+                return Flow::Close;
+            }
+        }
+        self.finish_content(message, decoder.size, decoder.saw_nul, write_error)
+            .await
+    }
+
+    /// The end-of-message checks, then the commit.
+    async fn finish_content(
+        &mut self,
+        message: Option<CleanupMessage>,
+        size: u64,
+        saw_nul: bool,
+        write_error: Option<std::io::Error>,
+    ) -> Flow {
+        let refusal = if size > self.config.message_size_limit {
+            Some(too_big())
+        } else if let Some(e) = write_error {
+            let (code, text) = crate::cleanup::CleanupError::Write(e).reply_text();
+            Some(Reply::new(code, text))
+        } else if saw_nul {
+            Some(nul())
+        } else {
+            None
+        };
+        match (refusal, message) {
+            (None, Some(message)) => self.commit(message).await,
+            (refusal, _) => {
+                let reply = refusal
+                    .unwrap_or_else(|| Reply::new(451, "4.3.0 Error: queue file write error"));
+                self.log_reject("END-OF-MESSAGE", &reply, None);
+                self.txn = None;
+                self.reply(reply).await
+            }
+        }
+    }
+
+    /// True when the client sent more after DATA without waiting for 354.
+    async fn pipelined_past_data(&mut self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        let peek = tokio::time::timeout(std::time::Duration::ZERO, self.reader.fill_buf()).await;
+        matches!(peek, Ok(Ok(buf)) if !buf.is_empty())
+    }
+
+    pub async fn bdat(&mut self, size: u64, last: bool) -> Flow {
+        let refusal = self.content_refusal();
+        if refusal.is_none() && self.txn.as_ref().is_some_and(|t| t.bdat.is_none()) {
+            match self.open_message().await {
+                Ok(message) => {
+                    if let Some(txn) = self.txn.as_mut() {
+                        txn.bdat = Some(Bdat {
+                            message: Some(message),
+                            check: BareNewlineCheck::default(),
+                            size: 0,
+                            failure: None,
+                        });
+                    }
+                }
+                Err(reply) => {
+                    if let Some(txn) = self.txn.as_mut() {
+                        txn.bdat = Some(Bdat {
+                            message: None,
+                            check: BareNewlineCheck::default(),
+                            size: 0,
+                            failure: Some(reply),
+                        });
+                    }
+                }
+            }
+        }
+        // RFC 3030: the chunk is read even when it will be refused.
+        let mut bdat = self.txn.as_mut().and_then(|t| t.bdat.take());
+        let limit = self.config.message_size_limit;
+        let mut remaining = size;
+        while remaining > 0 {
+            let read = tokio::time::timeout(self.read_timeout(), self.reader.fill_buf()).await;
+            let input = match read {
+                Ok(Ok(input)) if !input.is_empty() => input,
+                Err(_) => {
+                    tracing::info!("timeout after BDAT from {}", self.client_log);
+                    let text = format!("4.4.2 {} Error: timeout exceeded", self.config.myhostname);
+                    self.final_reply(Reply::new(421, text)).await;
+                    return Flow::Close;
+                }
+                _ => {
+                    tracing::info!("lost connection after BDAT from {}", self.client_log);
+                    return Flow::Close;
+                }
+            };
+            let take = input
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            let chunk = input[..take].to_vec();
+            self.reader.consume(take);
+            remaining -= take as u64;
+            let Some(b) = bdat.as_mut() else { continue };
+            if let Err(kind) = b.check.check(&chunk) {
+                self.bare_newline(kind == DataProgress::BareCr).await;
+                return Flow::Close;
+            }
+            b.size += chunk.len() as u64;
+            if b.size > limit {
+                b.message = None;
+                b.failure.get_or_insert_with(too_big);
+            }
+            if let Some(m) = b.message.as_mut()
+                && let Err(e) = m.write(&chunk).await
+            {
+                let (code, text) = crate::cleanup::CleanupError::Write(e).reply_text();
+                b.message = None;
+                b.failure.get_or_insert_with(|| Reply::new(code, text));
+            }
+        }
+        if let Some(reply) = refusal {
+            return self.reply(reply).await;
+        }
+        let Some(mut b) = bdat else {
+            return self
+                .reply(Reply::new(503, "5.5.1 Error: need MAIL command"))
+                .await;
+        };
+        if !last {
+            let reply = match &b.failure {
+                Some(failure) => failure.clone(),
+                None => Reply::new(250, format!("2.0.0 Ok: {size} bytes")),
+            };
+            if let Some(txn) = self.txn.as_mut() {
+                txn.bdat = Some(b);
+            }
+            return self.reply(reply).await;
+        }
+        if let Err(kind) = b.check.finish() {
+            self.bare_newline(kind == DataProgress::BareCr).await;
+            return Flow::Close;
+        }
+        if let Some(failure) = b.failure.take() {
+            self.log_reject("END-OF-MESSAGE", &failure, None);
+            self.txn = None;
+            return self.reply(failure).await;
+        }
+        self.finish_content(b.message.take(), b.size, b.check.saw_nul, None)
+            .await
+    }
+}

@@ -1,0 +1,66 @@
+//! EHLO and HELO.
+
+use super::session::{Flow, Session};
+use crate::proto::Reply;
+
+/// A HELO name we put into `Received:`: a host name or an address literal,
+/// nothing that could break the header.
+fn valid_helo(name: &str) -> bool {
+    name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b))
+}
+
+impl Session {
+    pub async fn ehlo(&mut self, name: &str, extended: bool) -> Flow {
+        if !valid_helo(name) {
+            let verb = if extended { "EHLO" } else { "HELO" };
+            return self
+                .reply(Reply::new(
+                    501,
+                    format!("5.5.2 Syntax: {verb} hostname (invalid name)"),
+                ))
+                .await;
+        }
+        self.txn = None;
+        self.esmtp = extended;
+        self.client.helo = Some(name.to_string());
+        self.client.protocol = if extended { "ESMTP" } else { "SMTP" }.into();
+        let host = self.config.myhostname.clone();
+        if !extended {
+            return self.reply(Reply::new(250, host)).await;
+        }
+        let lines = vec![
+            host,
+            "PIPELINING".into(),
+            format!("SIZE {}", self.config.message_size_limit),
+            "VRFY".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "8BITMIME".into(),
+            "DSN".into(),
+            "SMTPUTF8".into(),
+            "CHUNKING".into(),
+        ];
+        self.reply(Reply::multi(250, lines)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn helo_names() {
+        for ok in [
+            "client.example",
+            "[192.0.2.1]",
+            "[IPv6:::1]",
+            "localhost",
+            "my_host-1",
+        ] {
+            assert!(super::valid_helo(ok), "{ok}");
+        }
+        for bad in ["a b", "x(y)", "x;y", "é.example", "a\tb", ""] {
+            assert!(!super::valid_helo(bad) || bad.is_empty(), "{bad}");
+        }
+    }
+}

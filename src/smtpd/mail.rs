@@ -1,0 +1,61 @@
+//! MAIL FROM.
+
+use super::session::{Flow, Session, Transaction};
+use crate::mail::Address;
+use crate::proto::Reply;
+use crate::proto::params::MailParams;
+
+impl Session {
+    pub async fn mail(&mut self, arg: &str) -> Flow {
+        if self.client.helo.is_none() {
+            return self
+                .reply(Reply::new(503, "5.5.1 Error: send HELO/EHLO first"))
+                .await;
+        }
+        if self.txn.is_some() {
+            return self
+                .reply(Reply::new(503, "5.5.1 Error: nested MAIL command"))
+                .await;
+        }
+        let (sender, rest) = match Address::parse_path(arg) {
+            Ok(parsed) => parsed,
+            Err(_) => {
+                return self
+                    .reply(Reply::new(501, "5.1.7 Bad sender address syntax"))
+                    .await;
+            }
+        };
+        if !self.esmtp && !rest.trim().is_empty() {
+            let reply = Reply::new(555, "5.5.4 Unsupported option: ESMTP parameters need EHLO");
+            return self.reply(reply).await;
+        }
+        let params = match MailParams::parse(rest) {
+            Ok(params) => params,
+            Err(reply) => return self.reply(reply).await,
+        };
+        if !sender.is_ascii() && !params.smtputf8 {
+            return self
+                .reply(Reply::new(
+                    553,
+                    "5.6.7 Must declare SMTPUTF8 to send unicode address",
+                ))
+                .await;
+        }
+        if params
+            .size
+            .is_some_and(|size| size > self.config.message_size_limit)
+        {
+            let reply = Reply::new(552, "5.3.4 Message size exceeds fixed limit");
+            self.log_reject("MAIL", &reply, None);
+            return self.reply(reply).await;
+        }
+        self.txn = Some(Transaction {
+            sender,
+            params,
+            recipients: Vec::new(),
+            queue_id: None,
+            bdat: None,
+        });
+        self.reply(Reply::new(250, "2.1.0 Ok")).await
+    }
+}

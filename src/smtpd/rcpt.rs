@@ -1,0 +1,71 @@
+//! RCPT TO.
+
+use super::relay;
+use super::session::{Flow, Session};
+use crate::mail::{Address, QueueId, Recipient};
+use crate::proto::Reply;
+use crate::proto::params::RcptParams;
+
+impl Session {
+    pub async fn rcpt(&mut self, arg: &str) -> Flow {
+        let Some(txn) = self.txn.as_ref() else {
+            return self
+                .reply(Reply::new(503, "5.5.1 Error: need MAIL command"))
+                .await;
+        };
+        let smtputf8 = txn.params.smtputf8;
+        let count = txn.recipients.len();
+        let rcpt = match Address::parse_path(arg) {
+            Ok((rcpt, rest)) if !rcpt.is_null() => (rcpt, rest),
+            _ => {
+                return self
+                    .reply(Reply::new(501, "5.1.3 Bad recipient address syntax"))
+                    .await;
+            }
+        };
+        let (address, rest) = rcpt;
+        if !self.esmtp && !rest.trim().is_empty() {
+            return self
+                .reply(Reply::new(
+                    555,
+                    "5.5.4 Unsupported option: ESMTP parameters need EHLO",
+                ))
+                .await;
+        }
+        let params = match RcptParams::parse(rest) {
+            Ok(params) => params,
+            Err(reply) => return self.reply(reply).await,
+        };
+        if !address.is_ascii() && !smtputf8 {
+            return self
+                .reply(Reply::new(
+                    553,
+                    "5.6.7 Must declare SMTPUTF8 to send unicode address",
+                ))
+                .await;
+        }
+        if count >= self.config.smtpd_recipient_limit {
+            return self
+                .reply(Reply::new(452, "4.5.3 Error: too many recipients"))
+                .await;
+        }
+        if let Err(reply) = relay::check_recipient(&self.config, self.trusted, &address) {
+            self.log_reject("RCPT", &reply, Some(&address.to_string()));
+            return self.reply(reply).await;
+        }
+        let Some(txn) = self.txn.as_mut() else {
+            return Flow::Continue;
+        };
+        if txn.queue_id.is_none() {
+            let id = QueueId::generate();
+            tracing::info!("{id}: client={}", self.client_log);
+            txn.queue_id = Some(id);
+        }
+        txn.recipients.push(Recipient {
+            address,
+            notify: params.notify,
+            orcpt: params.orcpt,
+        });
+        self.reply(Reply::new(250, "2.1.5 Ok")).await
+    }
+}

@@ -1,0 +1,383 @@
+//! One SMTP session: the I/O, the command loop and the per-session limits.
+//! The verbs live in their own files (`ehlo.rs`, `mail.rs`, `rcpt.rs`,
+//! `data.rs`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::watch;
+
+use super::SmtpdDeps;
+use super::data::Bdat;
+use super::stats::Stats;
+use crate::cleanup::CleanupHandle;
+use crate::config::Config;
+use crate::mail::{Address, ClientInfo, QueueId, Recipient};
+use crate::proto::Reply;
+use crate::proto::command::{self, Command};
+use crate::proto::line::{LineStatus, read_line};
+use crate::proto::params::MailParams;
+
+/// RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF.
+pub const COMMAND_LINE_MAX: usize = 510;
+/// MAIL and RCPT may be longer: RFC 3461 adds room for ENVID and ORCPT.
+pub const PARAM_LINE_MAX: usize = 2046;
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Whether the session goes on after a command.
+pub enum Flow {
+    Continue,
+    Close,
+}
+
+/// A mail transaction, from MAIL FROM to the end of the message.
+pub struct Transaction {
+    pub sender: Address,
+    pub params: MailParams,
+    pub recipients: Vec<Recipient>,
+    /// Assigned at the first accepted recipient, as Postfix does.
+    pub queue_id: Option<QueueId>,
+    /// A BDAT transfer in progress.
+    pub bdat: Option<Bdat>,
+}
+
+pub struct Session {
+    pub config: Arc<Config>,
+    pub cleanup: CleanupHandle,
+    pub reader: BufReader<OwnedReadHalf>,
+    writer: BufWriter<OwnedWriteHalf>,
+    pub client: ClientInfo,
+    /// `name[addr]` for log lines.
+    pub client_log: String,
+    /// The client is in `mynetworks`.
+    pub trusted: bool,
+    pub esmtp: bool,
+    pub txn: Option<Transaction>,
+    errors: u32,
+    stats: Stats,
+    /// The last command verb, for `lost connection after X` lines.
+    last_verb: &'static str,
+    stop: watch::Receiver<bool>,
+}
+
+/// Runs a session to its end.
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    deps: SmtpdDeps,
+    stop: watch::Receiver<bool>,
+) {
+    let (read, write) = stream.into_split();
+    let addr = peer.ip().to_canonical().to_string();
+    let client = ClientInfo {
+        name: "unknown".into(),
+        addr: addr.clone(),
+        helo: None,
+        protocol: "SMTP".into(),
+    };
+    let client_log = crate::mail::maillog::client(&client.name, &addr);
+    let trusted = deps.config.is_trusted(peer.ip());
+    let mut session = Session {
+        config: deps.config.clone(),
+        cleanup: deps.cleanup.clone(),
+        reader: BufReader::with_capacity(READ_BUFFER, read),
+        writer: BufWriter::new(write),
+        client,
+        client_log,
+        trusted,
+        esmtp: false,
+        txn: None,
+        errors: 0,
+        stats: Stats::default(),
+        last_verb: "CONNECT",
+        stop,
+    };
+    tracing::info!("connect from {}", session.client_log);
+    session.serve().await;
+    tracing::info!(
+        "disconnect from {}{}",
+        session.client_log,
+        session.stats.summary()
+    );
+}
+
+impl Session {
+    async fn serve(&mut self) {
+        if !self.greet().await {
+            return;
+        }
+        let mut line = Vec::with_capacity(512);
+        loop {
+            if *self.stop.borrow() {
+                self.shutting_down().await;
+                return;
+            }
+            if self.reader.buffer().is_empty() && self.flush().await.is_err() {
+                return;
+            }
+            let status = tokio::select! {
+                read = tokio::time::timeout(self.config.smtpd_timeout, read_line(&mut self.reader, PARAM_LINE_MAX, &mut line)) => read,
+                _ = self.stop.changed() => {
+                    self.shutting_down().await;
+                    return;
+                }
+            };
+            let status = match status {
+                Ok(Ok(status)) => status,
+                Err(_elapsed) => {
+                    tracing::info!("timeout after {} from {}", self.last_verb, self.client_log);
+                    let text = format!("4.4.2 {} Error: timeout exceeded", self.config.myhostname);
+                    self.final_reply(Reply::new(421, text)).await;
+                    return;
+                }
+                Ok(Err(_)) => {
+                    tracing::info!(
+                        "lost connection after {} from {}",
+                        self.last_verb,
+                        self.client_log
+                    );
+                    return;
+                }
+            };
+            let flow = match status {
+                LineStatus::Eof => {
+                    tracing::info!(
+                        "lost connection after {} from {}",
+                        self.last_verb,
+                        self.client_log
+                    );
+                    return;
+                }
+                LineStatus::BareLf | LineStatus::BareCr => {
+                    self.bare_newline(status == LineStatus::BareCr).await;
+                    return;
+                }
+                LineStatus::TooLong => {
+                    self.stats.record("unknown", false);
+                    self.reply(Reply::new(500, "5.5.2 Error: line too long"))
+                        .await
+                }
+                LineStatus::Line => {
+                    let cmd = command::parse(&line);
+                    let long = line.len() > COMMAND_LINE_MAX
+                        && !matches!(cmd, Command::Mail(_) | Command::Rcpt(_));
+                    self.last_verb = verb_name(&cmd);
+                    if long {
+                        self.stats.record(cmd.stat_name(), false);
+                        self.reply(Reply::new(500, "5.5.2 Error: line too long"))
+                            .await
+                    } else {
+                        let name = cmd.stat_name();
+                        let before = self.errors;
+                        let flow = self.dispatch(cmd).await;
+                        self.stats.record(name, self.errors == before);
+                        flow
+                    }
+                }
+            };
+            if let Flow::Close = flow {
+                let _ = self.flush().await;
+                return;
+            }
+        }
+    }
+
+    /// The banner, after checking that the client did not talk first.
+    async fn greet(&mut self) -> bool {
+        let wait = self.config.smtpd_pregreet_wait;
+        let early = tokio::time::timeout(wait, self.reader.fill_buf()).await;
+        if let Ok(Ok(buf)) = early
+            && !buf.is_empty()
+        {
+            let shown = String::from_utf8_lossy(&buf[..buf.len().min(100)]).into_owned();
+            tracing::info!(
+                "improper command pipelining after CONNECT from {}: {shown}",
+                self.client_log
+            );
+            self.stats.record("unknown", false);
+            self.final_reply(Reply::new(
+                554,
+                "5.5.0 Error: SMTP protocol synchronization",
+            ))
+            .await;
+            return false;
+        }
+        let banner = Reply::new(220, self.config.smtpd_banner.clone());
+        self.send(&banner).await.is_ok()
+    }
+
+    async fn dispatch(&mut self, cmd: Command<'_>) -> Flow {
+        match cmd {
+            Command::Ehlo(name) => self.ehlo(name, true).await,
+            Command::Helo(name) => self.ehlo(name, false).await,
+            Command::Mail(arg) => self.mail(arg).await,
+            Command::Rcpt(arg) => self.rcpt(arg).await,
+            Command::Data => self.data().await,
+            Command::Bdat { size, last } => self.bdat(size, last).await,
+            Command::Rset => {
+                self.txn = None;
+                self.reply(Reply::new(250, "2.0.0 Ok")).await
+            }
+            Command::Noop => self.reply(Reply::new(250, "2.0.0 Ok")).await,
+            Command::Quit => {
+                self.final_reply(Reply::new(221, "2.0.0 Bye")).await;
+                Flow::Close
+            }
+            Command::Help => {
+                self.reply(Reply::new(
+                    214,
+                    "2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY",
+                ))
+                .await
+            }
+            Command::Vrfy(_) => {
+                self.reply(Reply::new(
+                    252,
+                    "2.0.0 Cannot VRFY user, but will accept message and attempt delivery",
+                ))
+                .await
+            }
+            Command::Expn => {
+                self.reply(Reply::new(502, "5.5.1 Error: command not implemented"))
+                    .await
+            }
+            Command::StartTls | Command::Auth | Command::Etrn => {
+                self.reply(Reply::new(502, "5.5.1 Error: command not implemented"))
+                    .await
+            }
+            Command::Forbidden => {
+                tracing::warn!("non-SMTP command from {}", self.client_log);
+                self.errors += 1;
+                self.final_reply(Reply::new(
+                    221,
+                    "2.7.0 Error: I can break rules, too. Goodbye.",
+                ))
+                .await;
+                Flow::Close
+            }
+            Command::Syntax(text) => {
+                let (code, rest) = text.split_at(3);
+                self.reply(Reply::new(code.parse().unwrap_or(501), rest.trim_start()))
+                    .await
+            }
+            Command::Unknown => {
+                self.reply(Reply::new(502, "5.5.2 Error: command not recognized"))
+                    .await
+            }
+        }
+    }
+
+    /// Queues a reply; closes the session when the error limit is reached.
+    pub async fn reply(&mut self, reply: Reply) -> Flow {
+        let error = reply.is_error();
+        if self.send(&reply).await.is_err() {
+            return Flow::Close;
+        }
+        if error {
+            self.errors += 1;
+            if self.errors >= self.config.smtpd_hard_error_limit {
+                tracing::info!(
+                    "too many errors after {} from {}",
+                    self.last_verb,
+                    self.client_log
+                );
+                let text = format!("4.7.0 {} Error: too many errors", self.config.myhostname);
+                self.final_reply(Reply::new(421, text)).await;
+                return Flow::Close;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Counts an error without a reply of its own (the reply was given elsewhere).
+    pub fn count_error(&mut self) {
+        self.errors += 1;
+    }
+
+    async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
+        self.writer.write_all(&reply.to_wire()).await
+    }
+
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        match tokio::time::timeout(self.config.smtpd_timeout, self.writer.flush()).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+
+    /// Sends a last reply and flushes it.
+    pub async fn final_reply(&mut self, reply: Reply) {
+        if self.send(&reply).await.is_ok() {
+            let _ = self.flush().await;
+        }
+    }
+
+    async fn shutting_down(&mut self) {
+        self.final_reply(Reply::new(421, "4.3.2 Service shutting down"))
+            .await;
+    }
+
+    /// A bare LF or CR: refuse and end the session, as Postfix does.
+    pub async fn bare_newline(&mut self, cr: bool) {
+        let what = if cr { "CR" } else { "LF" };
+        tracing::info!(
+            "disconnect: bare <{what}> received from {} after {}",
+            self.client_log,
+            self.last_verb
+        );
+        self.stats.record("unknown", false);
+        self.txn = None;
+        let text = format!(
+            "5.5.2 {} Error: bare <{what}> received",
+            self.config.myhostname
+        );
+        self.final_reply(Reply::new(521, text)).await;
+    }
+
+    /// The `NOQUEUE: reject: ...` log line (or `ID: reject:` once there is an ID).
+    pub fn log_reject(&self, stage: &str, reply: &Reply, to: Option<&str>) {
+        let id = self
+            .txn
+            .as_ref()
+            .and_then(|t| t.queue_id.as_ref())
+            .map_or("NOQUEUE".to_string(), |id| id.to_string());
+        let from = self
+            .txn
+            .as_ref()
+            .map(|t| format!(" from=<{}>", t.sender))
+            .unwrap_or_default();
+        let to = to.map(|t| format!(" to=<{t}>")).unwrap_or_default();
+        let helo = self.client.helo.as_deref().unwrap_or("");
+        tracing::info!(
+            "{id}: reject: {stage} from {}: {reply};{from}{to} proto={} helo=<{helo}>",
+            self.client_log,
+            self.client.protocol
+        );
+    }
+
+    /// The remaining time budget for one read.
+    pub fn read_timeout(&self) -> Duration {
+        self.config.smtpd_timeout
+    }
+}
+
+fn verb_name(cmd: &Command<'_>) -> &'static str {
+    match cmd {
+        Command::Ehlo(_) => "EHLO",
+        Command::Helo(_) => "HELO",
+        Command::Mail(_) => "MAIL",
+        Command::Rcpt(_) => "RCPT",
+        Command::Data => "DATA",
+        Command::Bdat { .. } => "BDAT",
+        Command::Rset => "RSET",
+        Command::Noop => "NOOP",
+        Command::Quit => "QUIT",
+        Command::Help => "HELP",
+        Command::Vrfy(_) => "VRFY",
+        _ => "UNKNOWN",
+    }
+}

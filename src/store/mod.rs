@@ -1,0 +1,268 @@
+//! The queue store: queue files in the spool plus queue state in sled.
+//! This is the only module that uses sled.
+//!
+//! Layout under `queue_directory`:
+//! - `tmp/`      queue files being written; never acknowledged, removed at start
+//! - `spool/`    committed queue files, one per message, named by queue ID
+//! - `corrupt/`  quarantined files that could not be read (never deleted)
+//! - `maildrop/` local submissions (the sendmail command)
+//! - `state/`    the sled database: queue state per message
+//! - `pid/`, `private/`  the instance lock and the control socket
+//!
+//! Durability: a queue file is synced, renamed into `spool/`, and the
+//! directory synced, before [`Store::commit`] returns; only then may a
+//! receiver say `250`. sled state is written after that and need not be
+//! synced: [`Store::recover`] rebuilds what a crash lost from the spool.
+//! All methods block; async callers run them on the blocking pool.
+
+pub mod queue_file;
+pub mod state;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::mail::{Envelope, QueueId};
+pub use queue_file::{Draft, Finished, QueueFile, QueueFileError};
+pub use state::{Entry, MessageState, QueueName, RecipientState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("queue state database: {0}")]
+    Db(#[from] sled::Error),
+    #[error("queue state of {0}: {1}")]
+    Decode(String, serde_json::Error),
+    #[error("{0}: no such message")]
+    NotFound(QueueId),
+    #[error("{id}: {source}")]
+    QueueFile { id: QueueId, source: QueueFileError },
+}
+
+impl StoreError {
+    /// True when the underlying cause is a full disk or quota.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. } if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
+    }
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What recovery found and did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Queue files found without state, put back into `incoming`.
+    pub restored: Vec<QueueId>,
+    /// Unreadable queue files moved to `corrupt/`.
+    pub quarantined: Vec<(String, String)>,
+    /// State entries without a queue file, dropped.
+    pub dropped: Vec<QueueId>,
+    /// Unfinished files removed from `tmp/`.
+    pub tmp_removed: usize,
+    /// The state database was unreadable and was rebuilt from the spool.
+    pub rebuilt: bool,
+}
+
+pub struct Store {
+    root: PathBuf,
+    db: sled::Db,
+    queue: sled::Tree,
+    rebuilt: bool,
+}
+
+const DIRS: &[&str] = &[
+    "tmp", "spool", "corrupt", "maildrop", "state", "pid", "private",
+];
+
+impl Store {
+    /// Creates the queue directory layout if needed, then opens the state database.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Store::prepare(root)?;
+        let state_dir = root.join("state");
+        let (db, rebuilt) = match sled::Config::new().path(&state_dir).open() {
+            Ok(db) => (db, false),
+            Err(sled::Error::Corruption { .. }) | Err(sled::Error::ReportableBug(_)) => {
+                let aside = root.join(format!(
+                    "state.corrupt-{}",
+                    chrono::Utc::now().format("%Y%m%d%H%M%S")
+                ));
+                fs::rename(&state_dir, &aside).map_err(io_at(&state_dir))?;
+                (sled::Config::new().path(&state_dir).open()?, true)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let queue = db.open_tree("queue")?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            db,
+            queue,
+            rebuilt,
+        })
+    }
+
+    /// Creates the directory layout (owner-only permissions).
+    pub fn prepare(root: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        for dir in std::iter::once(root.to_path_buf()).chain(DIRS.iter().map(|d| root.join(d))) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io_at(&dir))?;
+        }
+        Ok(())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn tmp_path(&self, id: &QueueId) -> PathBuf {
+        self.root.join("tmp").join(id.as_str())
+    }
+
+    pub fn spool_path(&self, id: &QueueId) -> PathBuf {
+        self.root.join("spool").join(id.as_str())
+    }
+
+    /// Makes a finished queue file durable and records it in `incoming`.
+    pub fn commit(
+        &self,
+        mut finished: Finished,
+        envelope: &Envelope,
+    ) -> Result<MessageState, StoreError> {
+        let id = finished.queue_id.clone();
+        let target = self.spool_path(&id);
+        if let Some(file) = finished.file.take() {
+            file.sync_all().map_err(io_at(&finished.path))?;
+        }
+        fs::rename(&finished.path, &target).map_err(io_at(&target))?;
+        finished.disarm();
+        sync_dir(&self.root.join("spool"))?;
+        let state = MessageState::incoming(envelope, finished.content_len);
+        self.put(&id, &state)?;
+        Ok(state)
+    }
+
+    fn put(&self, id: &QueueId, state: &MessageState) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(state).map_err(|e| StoreError::Decode(id.to_string(), e))?;
+        self.queue.insert(id.as_str(), value)?;
+        Ok(())
+    }
+
+    /// The state of one message.
+    pub fn get(&self, id: &QueueId) -> Result<MessageState, StoreError> {
+        let value = self
+            .queue
+            .get(id.as_str())?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        serde_json::from_slice(&value).map_err(|e| StoreError::Decode(id.to_string(), e))
+    }
+
+    /// Every queued message, oldest first.
+    pub fn list(&self) -> Result<Vec<Entry>, StoreError> {
+        let mut entries = Vec::with_capacity(self.queue.len());
+        for item in self.queue.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let Ok(queue_id) = QueueId::parse(&key) else {
+                continue;
+            };
+            let state = serde_json::from_slice(&value).map_err(|e| StoreError::Decode(key, e))?;
+            entries.push(Entry { queue_id, state });
+        }
+        Ok(entries)
+    }
+
+    /// Opens a message's queue file.
+    pub fn open_queue_file(&self, id: &QueueId) -> Result<QueueFile, StoreError> {
+        QueueFile::open(&self.spool_path(id)).map_err(|source| StoreError::QueueFile {
+            id: id.clone(),
+            source,
+        })
+    }
+
+    /// Flushes sled's state to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Reconciles the state with the spool (see the module header).
+    pub fn recover(&self) -> Result<Recovery, StoreError> {
+        let mut report = Recovery {
+            rebuilt: self.rebuilt,
+            ..Recovery::default()
+        };
+        let tmp = self.root.join("tmp");
+        for entry in fs::read_dir(&tmp).map_err(io_at(&tmp))? {
+            let entry = entry.map_err(io_at(&tmp))?;
+            if fs::remove_file(entry.path()).is_ok() {
+                report.tmp_removed += 1;
+            }
+        }
+        let spool = self.root.join("spool");
+        let mut on_disk = std::collections::BTreeSet::new();
+        for entry in fs::read_dir(&spool).map_err(io_at(&spool))? {
+            let entry = entry.map_err(io_at(&spool))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let id = match QueueId::parse(&name) {
+                Ok(id) => id,
+                Err(e) => {
+                    self.quarantine(&entry.path(), &name)?;
+                    report.quarantined.push((name, e.to_string()));
+                    continue;
+                }
+            };
+            if self.queue.contains_key(id.as_str())? {
+                on_disk.insert(id);
+                continue;
+            }
+            match QueueFile::open(&entry.path()).and_then(|mut f| f.verify().map(|_| f)) {
+                Ok(file) => {
+                    self.put(
+                        &id,
+                        &MessageState::incoming(&file.envelope, file.content_len),
+                    )?;
+                    report.restored.push(id.clone());
+                    on_disk.insert(id);
+                }
+                Err(e) => {
+                    self.quarantine(&entry.path(), &name)?;
+                    report.quarantined.push((name, e.to_string()));
+                }
+            }
+        }
+        for item in self.queue.iter() {
+            let (key, _) = item?;
+            let known = QueueId::parse(&String::from_utf8_lossy(&key)).ok();
+            if known.as_ref().is_none_or(|id| !on_disk.contains(id)) {
+                self.queue.remove(&key)?;
+                if let Some(id) = known {
+                    report.dropped.push(id);
+                }
+            }
+        }
+        self.db.flush()?;
+        Ok(report)
+    }
+
+    fn quarantine(&self, path: &Path, name: &str) -> Result<(), StoreError> {
+        let target = self.root.join("corrupt").join(name);
+        fs::rename(path, &target).map_err(io_at(&target))?;
+        sync_dir(&self.root.join("corrupt"))
+    }
+}
+
+/// fsync on a directory, so a rename in it survives a crash.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(dir))
+}

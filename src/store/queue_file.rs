@@ -1,0 +1,242 @@
+//! The queue file: one per message, the durable record of it.
+//!
+//! ```text
+//! POSTERN-Q1\n                      magic and format version
+//! {envelope as JSON}\n              one line; JSON escapes every control character
+//! content...                        the message as received, CRLF line ends
+//! \n.END <len:20 digits> <crc32:8 hex>\n    trailer: content length and checksum
+//! ```
+//!
+//! The trailer makes a truncated or damaged file detectable: the length must
+//! match the file's size and the checksum the content. Files are written in
+//! `tmp/` and only renamed into the spool once synced (see `Store::commit`).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::mail::{Envelope, QueueId};
+
+const MAGIC: &[u8] = b"POSTERN-Q1\n";
+const TRAILER_LEN: u64 = 36;
+/// The longest envelope line read back: 1000 recipients with ORCPT fit well inside.
+const ENVELOPE_MAX: u64 = 16 << 20;
+const WRITE_BUFFER: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueFileError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("not a queue file (bad magic)")]
+    Magic,
+    #[error("bad envelope: {0}")]
+    Envelope(String),
+    #[error("truncated or damaged trailer")]
+    Trailer,
+    #[error("content checksum mismatch")]
+    Checksum,
+}
+
+/// A queue file being written. Dropped unfinished, it removes itself.
+pub struct Draft {
+    pub queue_id: QueueId,
+    path: PathBuf,
+    out: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    crc: crc32fast::Hasher,
+    content_len: u64,
+}
+
+/// A written, not yet durable, queue file. Dropped uncommitted, it removes itself.
+pub struct Finished {
+    pub queue_id: QueueId,
+    pub content_len: u64,
+    pub(super) path: PathBuf,
+    pub(super) file: Option<File>,
+}
+
+impl Draft {
+    /// Creates the file and writes the magic and the envelope.
+    pub async fn create(path: PathBuf, envelope: &Envelope) -> io::Result<Draft> {
+        let json = serde_json::to_vec(envelope).map_err(io::Error::other)?;
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .await?;
+        let mut draft = Draft {
+            queue_id: envelope.queue_id.clone(),
+            path,
+            out: Some(tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file)),
+            crc: crc32fast::Hasher::new(),
+            content_len: 0,
+        };
+        let out = draft.writer()?;
+        out.write_all(MAGIC).await?;
+        out.write_all(&json).await?;
+        out.write_all(b"\n").await?;
+        Ok(draft)
+    }
+
+    fn writer(&mut self) -> io::Result<&mut tokio::io::BufWriter<tokio::fs::File>> {
+        self.out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("queue file already finished"))
+    }
+
+    /// Appends message content.
+    pub async fn write(&mut self, content: &[u8]) -> io::Result<()> {
+        self.crc.update(content);
+        self.content_len += content.len() as u64;
+        self.writer()?.write_all(content).await
+    }
+
+    pub fn content_len(&self) -> u64 {
+        self.content_len
+    }
+
+    /// Writes the trailer and flushes to the kernel (not yet synced).
+    pub async fn finish(mut self) -> io::Result<Finished> {
+        let trailer = format!(
+            "\n.END {:020} {:08x}\n",
+            self.content_len,
+            self.crc.clone().finalize()
+        );
+        debug_assert_eq!(trailer.len() as u64, TRAILER_LEN);
+        let mut out = self
+            .out
+            .take()
+            .ok_or_else(|| io::Error::other("queue file already finished"))?;
+        let written = async {
+            out.write_all(trailer.as_bytes()).await?;
+            out.flush().await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&self.path);
+            return Err(e);
+        }
+        let file = out.into_inner().into_std().await;
+        Ok(Finished {
+            queue_id: self.queue_id.clone(),
+            content_len: self.content_len,
+            path: std::mem::take(&mut self.path),
+            file: Some(file),
+        })
+    }
+}
+
+impl Drop for Draft {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Finished {
+    /// Marks the file as taken over (renamed into the spool).
+    pub(super) fn disarm(&mut self) {
+        self.path = PathBuf::new();
+    }
+}
+
+/// An opened queue file: its envelope and where its content is.
+pub struct QueueFile {
+    pub envelope: Envelope,
+    pub content_offset: u64,
+    pub content_len: u64,
+    file: File,
+}
+
+impl QueueFile {
+    /// Opens a queue file and checks its frame (magic, envelope, trailer
+    /// length); [`QueueFile::verify`] also checks the content checksum.
+    pub fn open(path: &Path) -> Result<QueueFile, QueueFileError> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut reader = BufReader::new(&file);
+        let mut magic = [0u8; MAGIC.len()];
+        reader
+            .read_exact(&mut magic)
+            .map_err(|_| QueueFileError::Magic)?;
+        if magic != MAGIC {
+            return Err(QueueFileError::Magic);
+        }
+        let mut line = Vec::new();
+        (&mut reader)
+            .take(ENVELOPE_MAX)
+            .read_until(b'\n', &mut line)?;
+        if line.pop() != Some(b'\n') {
+            return Err(QueueFileError::Envelope("unterminated".into()));
+        }
+        let envelope: Envelope =
+            serde_json::from_slice(&line).map_err(|e| QueueFileError::Envelope(e.to_string()))?;
+        let content_offset = (MAGIC.len() + line.len() + 1) as u64;
+        let content_len = size
+            .checked_sub(content_offset + TRAILER_LEN)
+            .ok_or(QueueFileError::Trailer)?;
+        let mut queue_file = QueueFile {
+            envelope,
+            content_offset,
+            content_len,
+            file,
+        };
+        let (len, _) = queue_file.trailer()?;
+        if len != content_len {
+            return Err(QueueFileError::Trailer);
+        }
+        Ok(queue_file)
+    }
+
+    fn trailer(&mut self) -> Result<(u64, u32), QueueFileError> {
+        let mut trailer = [0u8; TRAILER_LEN as usize];
+        self.file
+            .seek(SeekFrom::Start(self.content_offset + self.content_len))?;
+        self.file.read_exact(&mut trailer)?;
+        let text = std::str::from_utf8(&trailer).map_err(|_| QueueFileError::Trailer)?;
+        let fields = text
+            .strip_prefix("\n.END ")
+            .and_then(|t| t.strip_suffix('\n'))
+            .ok_or(QueueFileError::Trailer)?;
+        let (len, crc) = fields.split_once(' ').ok_or(QueueFileError::Trailer)?;
+        let len = len.parse().map_err(|_| QueueFileError::Trailer)?;
+        let crc = u32::from_str_radix(crc, 16).map_err(|_| QueueFileError::Trailer)?;
+        Ok((len, crc))
+    }
+
+    /// Reads the whole content and checks it against the trailer's checksum.
+    pub fn verify(&mut self) -> Result<(), QueueFileError> {
+        let (_, want) = self.trailer()?;
+        let mut hasher = crc32fast::Hasher::new();
+        let mut reader = self.content()?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        if hasher.finalize() != want {
+            return Err(QueueFileError::Checksum);
+        }
+        Ok(())
+    }
+
+    /// A reader over the message content.
+    pub fn content(&mut self) -> io::Result<impl BufRead + '_> {
+        self.file.seek(SeekFrom::Start(self.content_offset))?;
+        Ok(BufReader::new((&self.file).take(self.content_len)))
+    }
+}

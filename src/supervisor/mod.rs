@@ -1,0 +1,320 @@
+//! The supervisor — Postfix's `master`, as a tree in one process.
+//!
+//! DESCRIPTION
+//!   `postern start` comes here. It takes the instance lock, opens the log,
+//!   opens and recovers the queue store, binds the listeners, and starts
+//!   the role groups in order — `control` (the control socket), `cleanup`,
+//!   `smtpd` — under the tree in [`tree`]. SIGTERM, SIGINT or a `stop`
+//!   request stop the groups in reverse order: listeners close, open SMTP
+//!   sessions are answered `421 4.3.2`, commits in flight finish, and the
+//!   store is flushed last.
+//!
+//! RESTARTS
+//!   Each child is restarted when it dies, at most
+//!   `supervisor_restart_limit` times in `supervisor_restart_period`; past
+//!   that its group is restarted, and past that again the process exits
+//!   with status 1.
+//!
+//! PARAMETERS
+//!   `queue_directory`, `smtpd_listen`, `maillog_file`, `syslog_name`,
+//!   `supervisor_restart_limit`, `supervisor_restart_period`,
+//!   `shutdown_grace_period`.
+
+pub mod handle;
+pub mod lock;
+pub mod logging;
+pub mod tree;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use actix::dev::ToEnvelope;
+use actix::{Actor, Handler, Message};
+use tokio::sync::{oneshot, watch};
+
+use crate::cleanup::{Cleanup, CleanupConfig, CleanupHandle};
+use crate::config::{Config, Settings};
+use crate::control::server::ControlDeps;
+use crate::smtpd::{self, SmtpdDeps};
+use crate::store::Store;
+use handle::RoleSlot;
+use tree::{Child, Exit, ExitGuard, Group, Intensity, TaskChild, TreeEnd};
+
+/// Asks a role actor to stop; every role actor handles it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopRole;
+
+/// Makes a role actor panic; reachable only with fault injection enabled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Fault;
+
+/// A child that is an actor, made by `factory` with the guard that reports its end.
+pub struct ActorChild<A: Actor> {
+    name: &'static str,
+    factory: Box<dyn FnMut(ExitGuard) -> A>,
+    slot: RoleSlot<A>,
+}
+
+impl<A: Actor> ActorChild<A> {
+    pub fn new(
+        name: &'static str,
+        slot: RoleSlot<A>,
+        factory: impl FnMut(ExitGuard) -> A + 'static,
+    ) -> ActorChild<A> {
+        ActorChild {
+            name,
+            factory: Box::new(factory),
+            slot,
+        }
+    }
+}
+
+impl<A> Child for ActorChild<A>
+where
+    A: Actor<Context = actix::Context<A>> + Handler<StopRole>,
+    A::Context: ToEnvelope<A, StopRole>,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn start(&mut self) -> oneshot::Receiver<Exit> {
+        let (guard, exit) = ExitGuard::new();
+        let addr = (self.factory)(guard).start();
+        self.slot.set(Some(addr));
+        exit
+    }
+
+    fn stop(&mut self) {
+        if let Some(addr) = self.slot.current() {
+            addr.do_send(StopRole);
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Lock(#[from] lock::LockError),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("open log {0}: {1}")]
+    Log(String, std::io::Error),
+    #[error("bind {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Runs the daemon in the foreground; returns the process exit status.
+pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
+    let queue_directory = config.queue_directory.clone();
+    Store::prepare(&queue_directory)?;
+    let _lock = lock::InstanceLock::acquire(&queue_directory)?;
+    logging::MaillogLayer::open(
+        &config.maillog_file,
+        &config.myhostname,
+        &config.syslog_name,
+    )
+    .map_err(|e| StartError::Log(config.maillog_file.clone(), e))?
+    .install()
+    .map_err(|e| StartError::Log(config.maillog_file.clone(), std::io::Error::other(e)))?;
+
+    let store = Arc::new(Store::open(&queue_directory)?);
+    report_recovery(&store.recover()?);
+
+    let mut smtpd_listeners = Vec::new();
+    for addr in &config.smtpd_listen {
+        let listener =
+            std::net::TcpListener::bind(addr).map_err(|e| StartError::Bind(addr.to_string(), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| StartError::Bind(addr.to_string(), e))?;
+        smtpd_listeners.push(listener);
+    }
+    let control_path = crate::control::socket_path(&queue_directory);
+    let _ = std::fs::remove_file(&control_path);
+    let control_listener = std::os::unix::net::UnixListener::bind(&control_path)
+        .map_err(|e| StartError::Bind(control_path.display().to_string(), e))?;
+    control_listener
+        .set_nonblocking(true)
+        .map_err(|e| StartError::Bind(control_path.display().to_string(), e))?;
+
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("the tokio runtime starts")
+    };
+    let system = actix::System::with_tokio_rt(runtime);
+    let config = Arc::new(config);
+    let fault_injection = std::env::var("POSTERN_FAULT_INJECTION").is_ok_and(|v| v == "1");
+    let end = system.block_on(run_tree(
+        settings.clone(),
+        config.clone(),
+        store.clone(),
+        smtpd_listeners,
+        control_listener,
+        fault_injection,
+    ))?;
+    let _ = std::fs::remove_file(&control_path);
+    if let Err(e) = store.flush() {
+        tracing::error!(target: "master", "flushing queue state: {e}");
+    }
+    Ok(match end {
+        TreeEnd::Shutdown => {
+            tracing::info!(target: "master", "terminating");
+            0
+        }
+        TreeEnd::GaveUp(why) => {
+            tracing::error!(target: "master", severity = "fatal", "giving up: {why}");
+            1
+        }
+    })
+}
+
+fn report_recovery(r: &crate::store::Recovery) {
+    if r.rebuilt {
+        tracing::warn!(target: "master", "queue state database was unreadable; moved aside and rebuilt from the spool");
+    }
+    for id in &r.restored {
+        tracing::info!(target: "master", "{id}: queue file without queue state; back in incoming");
+    }
+    for (name, why) in &r.quarantined {
+        tracing::warn!(target: "master", "{name}: unreadable queue file moved to corrupt: {why}");
+    }
+    for id in &r.dropped {
+        tracing::warn!(target: "master", "{id}: queue state without queue file; dropped");
+    }
+    if r.tmp_removed > 0 {
+        tracing::info!(target: "master", "removed {} unfinished queue file(s) from tmp", r.tmp_removed);
+    }
+}
+
+async fn run_tree(
+    settings: Settings,
+    config: Arc<Config>,
+    store: Arc<Store>,
+    smtpd_listeners: Vec<std::net::TcpListener>,
+    control_listener: std::os::unix::net::UnixListener,
+    fault_injection: bool,
+) -> Result<TreeEnd, StartError> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    spawn_signal_handlers(shutdown_tx.clone())?;
+    let restarts: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let hook_restarts = restarts.clone();
+    let hook: tree::RestartHook = Rc::new(move |name| {
+        if let Ok(mut counts) = hook_restarts.lock() {
+            *counts.entry(name.to_string()).or_default() += 1;
+        }
+    });
+
+    let (cleanup_slot, cleanup_role) = handle::role::<Cleanup>("cleanup");
+    let cleanup = CleanupHandle::new(
+        cleanup_role.clone(),
+        store.clone(),
+        Arc::new(CleanupConfig::from_config(&config)),
+    );
+
+    let mut smtpd_addrs = Vec::new();
+    let mut smtpd_children: Vec<Box<dyn Child>> = Vec::new();
+    for listener in smtpd_listeners {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind("smtpd".into(), e))?;
+        smtpd_addrs.push(addr.to_string());
+        let listener = Arc::new(
+            tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| StartError::Bind(addr.to_string(), e))?,
+        );
+        let deps = SmtpdDeps::new(config.clone(), cleanup.clone());
+        smtpd_children.push(Box::new(TaskChild::new("smtpd", move |stop| {
+            Box::pin(smtpd::serve(listener.clone(), deps.clone(), stop))
+        })));
+    }
+
+    let fault: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>> = fault_injection.then(|| {
+        let cleanup_role = cleanup_role.clone();
+        Arc::new(move |role: &str| match role {
+            "cleanup" => {
+                cleanup_role.do_send(Fault);
+                true
+            }
+            _ => false,
+        }) as Arc<dyn Fn(&str) -> bool + Send + Sync>
+    });
+    let control_deps = ControlDeps {
+        store: store.clone(),
+        shutdown: shutdown_tx.clone(),
+        smtpd: smtpd_addrs.clone(),
+        restarts,
+        fault,
+    };
+    let control_listener = Arc::new(
+        tokio::net::UnixListener::from_std(control_listener)
+            .map_err(|e| StartError::Bind("control".into(), e))?,
+    );
+
+    let cleanup_store = store.clone();
+    let groups = vec![
+        Group {
+            name: "control",
+            children: vec![Box::new(TaskChild::new("control", move |stop| {
+                Box::pin(crate::control::server::serve(
+                    control_listener.clone(),
+                    control_deps.clone(),
+                    stop,
+                ))
+            }))],
+        },
+        Group {
+            name: "cleanup",
+            children: vec![Box::new(ActorChild::new(
+                "cleanup",
+                cleanup_slot,
+                move |guard| Cleanup::new(cleanup_store.clone(), guard),
+            ))],
+        },
+        Group {
+            name: "smtpd",
+            children: smtpd_children,
+        },
+    ];
+    let intensity = Intensity {
+        max: config.supervisor_restart_limit,
+        period: config.supervisor_restart_period,
+    };
+    tracing::info!(
+        target: "master",
+        "daemon started -- version {}, configuration {}, smtpd on {}",
+        env!("CARGO_PKG_VERSION"),
+        settings.config_dir.display(),
+        smtpd_addrs.join(" ")
+    );
+    Ok(tree::run(
+        groups,
+        intensity,
+        config.shutdown_grace_period,
+        shutdown_rx,
+        hook,
+    )
+    .await)
+}
+
+fn spawn_signal_handlers(shutdown: watch::Sender<bool>) -> Result<(), StartError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(StartError::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(StartError::Runtime)?;
+    tokio::spawn(async move {
+        let which = tokio::select! {
+            _ = term.recv() => 15,
+            _ = int.recv() => 2,
+        };
+        tracing::info!(target: "master", "terminating on signal {which}");
+        shutdown.send_replace(true);
+    });
+    Ok(())
+}
