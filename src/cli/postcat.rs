@@ -76,7 +76,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
             writeln!(out, "named_attribute: envelope_id={envid}")?;
         }
         if let Some(ret) = e.ret {
-            writeln!(out, "named_attribute: dsn_ret={ret:?}")?;
+            writeln!(out, "named_attribute: dsn_ret={}", ret.as_str())?;
         }
         writeln!(out, "sender: {}", e.sender)?;
         for r in &e.recipients {
@@ -84,7 +84,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
                 writeln!(out, "original_recipient: {orcpt}")?;
             }
             if let Some(n) = r.notify {
-                writeln!(out, "dsn_notify: {n:?}")?;
+                writeln!(out, "dsn_notify: {}", n.to_text())?;
             }
             writeln!(out, "recipient: {}", r.address)?;
         }

@@ -101,10 +101,14 @@ impl Settings {
             }
             explicit.insert(name.clone(), value_text(&name, &value)?);
         }
-        let defaults = params::PARAMS
+        let mut defaults: BTreeMap<&'static str, String> = params::PARAMS
             .iter()
             .map(|p| (p.name, default_text(p.default)))
             .collect();
+        // Postfix derives mydomain from the effective myhostname.
+        if let Some(host) = explicit.get("myhostname") {
+            defaults.insert("mydomain", domain_of(host));
+        }
         Ok(Settings {
             config_dir: config_dir.to_path_buf(),
             defaults,
@@ -195,15 +199,15 @@ fn default_text(default: params::Default) -> String {
     match default {
         params::Default::Text(text) => text.to_string(),
         params::Default::Hostname => system_hostname(),
-        params::Default::Domain => {
-            let host = system_hostname();
-            match host.split_once('.') {
-                Some((_, domain)) if domain.contains('.') || !domain.is_empty() => {
-                    domain.to_string()
-                }
-                _ => "localdomain".to_string(),
-            }
-        }
+        params::Default::Domain => domain_of(&system_hostname()),
+    }
+}
+
+/// A host name less its first label, or `localdomain`.
+fn domain_of(host: &str) -> String {
+    match host.split_once('.') {
+        Some((_, domain)) if !domain.is_empty() => domain.to_string(),
+        _ => "localdomain".to_string(),
     }
 }
 

@@ -75,7 +75,34 @@ pub struct Envelope {
     pub client: ClientInfo,
 }
 
+impl Ret {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ret::Full => "FULL",
+            Ret::Headers => "HDRS",
+        }
+    }
+}
+
 impl Notify {
+    /// The RFC 3461 form: `NEVER` or a comma list.
+    pub fn to_text(self) -> String {
+        if self.never {
+            return "NEVER".into();
+        }
+        let words = [
+            (self.success, "SUCCESS"),
+            (self.failure, "FAILURE"),
+            (self.delay, "DELAY"),
+        ];
+        words
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, w)| *w)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Parses `NEVER` or a comma list of `SUCCESS`, `FAILURE`, `DELAY`.
     pub fn parse(value: &str) -> Option<Notify> {
         let mut notify = Notify::default();
@@ -115,5 +142,10 @@ mod tests {
         assert_eq!(Notify::parse("NEVER,SUCCESS"), None);
         assert_eq!(Notify::parse("SOMETIMES"), None);
         assert_eq!(Notify::parse(""), None);
+        assert_eq!(
+            Notify::parse("delay,success").unwrap().to_text(),
+            "SUCCESS,DELAY"
+        );
+        assert_eq!(Notify::parse("never").unwrap().to_text(), "NEVER");
     }
 }

@@ -335,6 +335,7 @@ pub async fn run(
                     break TreeEnd::GaveUp(why);
                 }
                 tracing::warn!(target: "master", "group {} failed ({why}); restarting it", group.name);
+                hook(group.name);
                 spawn_group(i, group, &mut stops);
             }
             _ = shutdown.changed() => break TreeEnd::Shutdown,

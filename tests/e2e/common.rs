@@ -1,0 +1,368 @@
+//! The end-to-end harness: starts the real binary on 127.0.0.1:0 with a
+//! temporary configuration and queue directory, finds its port through the
+//! control socket, and offers a line-oriented SMTP client that asserts
+//! reply codes. Every wait polls a condition with a deadline.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use postern::control::client::{self, ClientError};
+use postern::control::{Request, Response};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_postern");
+pub const HOST: &str = "mx.test.example";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls `check` until it returns `Some`, or panics with `what` after the deadline.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub struct Postern {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub smtp: SocketAddr,
+    env: Vec<(String, String)>,
+}
+
+impl Postern {
+    pub fn conf_dir(&self) -> PathBuf {
+        self.dir.path().join("conf")
+    }
+
+    pub fn queue_dir(&self) -> PathBuf {
+        self.dir.path().join("queue")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("maillog")
+    }
+
+    /// A fresh instance with `extra` appended to its postern.toml.
+    pub fn start(extra: &str) -> Postern {
+        Postern::start_with_env(extra, &[])
+    }
+
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Postern {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("conf")).unwrap();
+        let config = format!(
+            "queue_directory = {:?}\nsmtpd_listen = \"127.0.0.1:0\"\nmaillog_file = {:?}\nmyhostname = \"{HOST}\"\nmydomain = \"test.example\"\n{extra}\n",
+            root.join("queue"),
+            root.join("maillog"),
+        );
+        std::fs::write(root.join("conf/postern.toml"), config).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut p = Postern {
+            dir,
+            child: None,
+            smtp: "127.0.0.1:1".parse().unwrap(),
+            env,
+        };
+        p.spawn();
+        p
+    }
+
+    /// Starts the binary (again) on this instance's directories and waits until it serves.
+    pub fn spawn(&mut self) {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["start", "-c"])
+            .arg(self.conf_dir())
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start postern"));
+        let queue = self.queue_dir();
+        self.smtp = wait_for("postern to serve", || {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                let mut err = String::new();
+                let _ = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.stderr.as_mut())
+                    .map(|s| s.read_to_string(&mut err));
+                panic!(
+                    "postern exited at start with {status}: {err}\nlog:\n{}",
+                    self.log()
+                );
+            }
+            match client::request(&queue, &Request::Status) {
+                Ok(Response::Status(s)) => s.smtpd.first().and_then(|a| a.parse().ok()),
+                _ => None,
+            }
+        });
+    }
+
+    /// Runs a command of the binary against this instance's configuration.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let (cmd, rest) = args.split_first().expect("a command");
+        Command::new(BIN)
+            .arg(cmd)
+            .arg("-c")
+            .arg(self.conf_dir())
+            .args(rest)
+            .env_clear()
+            .output()
+            .expect("run postern")
+    }
+
+    /// `postqueue -j`, parsed.
+    pub fn queue(&self) -> Vec<serde_json::Value> {
+        let out = self.run(&["postqueue", "-j"]);
+        assert!(
+            out.status.success(),
+            "postqueue -j: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
+    }
+
+    /// `postcat -q ID` output.
+    pub fn postcat(&self, id: &str) -> String {
+        let out = self.run(&["postcat", "-q", id]);
+        assert!(
+            out.status.success(),
+            "postcat: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits until the log has a line containing `needle`; returns that line.
+    pub fn wait_log(&self, needle: &str) -> String {
+        wait_for(&format!("log line with {needle:?}"), || {
+            self.log()
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_string)
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.pid() as i32, sig) };
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self) -> i32 {
+        let child = self.child.as_mut().expect("running");
+        let status = wait_for("postern to exit", || child.try_wait().ok().flatten());
+        self.child = None;
+        status.code().unwrap_or(-1)
+    }
+
+    /// The status from the control socket.
+    pub fn status(&self) -> postern::control::Status {
+        match client::request(&self.queue_dir(), &Request::Status) {
+            Ok(Response::Status(s)) => s,
+            other => panic!("status: {other:?}"),
+        }
+    }
+
+    pub fn control(&self, request: &Request) -> Result<Response, ClientError> {
+        client::request(&self.queue_dir(), request)
+    }
+
+    pub fn connect(&self) -> Smtp {
+        Smtp::connect(self.smtp)
+    }
+
+    /// Connects, reads the greeting and says EHLO.
+    pub fn session(&self) -> Smtp {
+        let mut s = self.connect();
+        s.expect_reply(220);
+        s.cmd("EHLO client.test.example", 250);
+        s
+    }
+
+    /// Sends one message over a new session; returns the queue ID.
+    pub fn send(&self, from: &str, to: &[&str], content: &str) -> String {
+        let mut s = self.session();
+        let id = s.send_message(from, to, content);
+        s.cmd("QUIT", 221);
+        id
+    }
+}
+
+impl Drop for Postern {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn spool_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A plain SMTP client over a real socket.
+pub struct Smtp {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Smtp {
+    pub fn connect(addr: SocketAddr) -> Smtp {
+        Smtp::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Smtp {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let writer = stream.try_clone().unwrap();
+        Smtp {
+            reader: BufReader::new(stream),
+            writer,
+        }
+    }
+
+    /// Connects from a chosen loopback source address.
+    pub fn connect_from(source: &str, addr: SocketAddr) -> Smtp {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stream = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+            socket.connect(addr).await.unwrap().into_std().unwrap()
+        });
+        stream.set_nonblocking(false).unwrap();
+        Smtp::from_stream(stream)
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write");
+    }
+
+    /// Reads one (possibly multi-line) reply: code and the text of all lines.
+    pub fn read_reply(&mut self) -> Option<(u16, String)> {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            assert!(line.ends_with("\r\n"), "reply line without CRLF: {line:?}");
+            let code: u16 = line
+                .get(..3)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_else(|| panic!("bad reply {line:?}"));
+            text.push_str(line.get(4..).unwrap_or("").trim_end());
+            text.push('\n');
+            if line.as_bytes().get(3) == Some(&b' ') {
+                return Some((code, text));
+            }
+        }
+    }
+
+    pub fn expect_reply(&mut self, code: u16) -> String {
+        let (got, text) = self
+            .read_reply()
+            .unwrap_or_else(|| panic!("connection closed, expected {code}"));
+        assert_eq!(got, code, "expected {code}, got {got} {text}");
+        text
+    }
+
+    /// Sends a command line and asserts the reply code.
+    pub fn cmd(&mut self, line: &str, code: u16) -> String {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+        self.expect_reply(code)
+    }
+
+    /// True when the server has closed the connection (after any pending replies are read).
+    pub fn is_closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(self.reader.read_to_end(&mut rest), Ok(_)) && rest.is_empty()
+    }
+
+    /// MAIL, RCPT..., DATA with dot-stuffing; returns the queue ID.
+    pub fn send_message(&mut self, from: &str, to: &[&str], content: &str) -> String {
+        self.cmd(&format!("MAIL FROM:<{from}>"), 250);
+        for rcpt in to {
+            self.cmd(&format!("RCPT TO:<{rcpt}>"), 250);
+        }
+        self.cmd("DATA", 354);
+        let mut data = String::new();
+        for line in content.split("\r\n") {
+            if line.starts_with('.') {
+                data.push('.');
+            }
+            data.push_str(line);
+            data.push_str("\r\n");
+        }
+        if content.ends_with("\r\n") {
+            data.truncate(data.len() - 2);
+        }
+        data.push_str(".\r\n");
+        self.send_raw(data.as_bytes());
+        let text = self.expect_reply(250);
+        queued_id(&text)
+    }
+}
+
+/// The ID in `2.0.0 Ok: queued as ID`.
+pub fn queued_id(text: &str) -> String {
+    text.trim()
+        .rsplit(' ')
+        .next()
+        .filter(|_| text.contains("queued as "))
+        .unwrap_or_else(|| panic!("no queue ID in {text:?}"))
+        .to_string()
+}
+
+/// The queue IDs listed by `postqueue -j`.
+pub fn ids(queue: &[serde_json::Value]) -> Vec<String> {
+    queue
+        .iter()
+        .map(|m| m["queue_id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
