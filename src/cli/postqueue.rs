@@ -80,11 +80,7 @@ pub fn listing(entries: &[Entry]) -> String {
         return "Mail queue is empty\n".to_string();
     }
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<11} {:>8} {:<20} {}",
-        "-Queue ID-", "--Size--", "----Arrival Time----", "-Sender/Recipient-------"
-    );
+    out.push_str("-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
     let mut total = 0u64;
     for entry in entries {
         let s = &entry.state;

@@ -14,6 +14,9 @@ use crate::store::Store;
 /// A request line longer than this is refused.
 const REQUEST_MAX: u64 = 4096;
 
+/// Makes the named role panic; true when the role has such a trigger.
+pub type FaultTrigger = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// What the control server needs from the rest of the daemon.
 #[derive(Clone)]
 pub struct ControlDeps {
@@ -23,7 +26,7 @@ pub struct ControlDeps {
     pub smtpd: Vec<String>,
     pub restarts: Arc<Mutex<BTreeMap<String, u64>>>,
     /// Present only when fault injection is enabled.
-    pub fault: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub fault: Option<FaultTrigger>,
 }
 
 /// Serves until `stop` turns true.

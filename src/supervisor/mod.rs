@@ -35,7 +35,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::cleanup::{Cleanup, CleanupConfig, CleanupHandle};
 use crate::config::{Config, Settings};
-use crate::control::server::ControlDeps;
+use crate::control::server::{ControlDeps, FaultTrigger};
 use crate::smtpd::{self, SmtpdDeps};
 use crate::store::Store;
 use handle::RoleSlot;
@@ -236,7 +236,7 @@ async fn run_tree(
         })));
     }
 
-    let fault: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>> = fault_injection.then(|| {
+    let fault: Option<FaultTrigger> = fault_injection.then(|| {
         let cleanup_role = cleanup_role.clone();
         Arc::new(move |role: &str| match role {
             "cleanup" => {
@@ -244,7 +244,7 @@ async fn run_tree(
                 true
             }
             _ => false,
-        }) as Arc<dyn Fn(&str) -> bool + Send + Sync>
+        }) as FaultTrigger
     });
     let control_deps = ControlDeps {
         store: store.clone(),

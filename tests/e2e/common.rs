@@ -33,6 +33,7 @@ pub struct Postern {
     pub child: Option<Child>,
     pub smtp: SocketAddr,
     env: Vec<(String, String)>,
+    queue: PathBuf,
 }
 
 impl Postern {
@@ -41,7 +42,7 @@ impl Postern {
     }
 
     pub fn queue_dir(&self) -> PathBuf {
-        self.dir.path().join("queue")
+        self.queue.clone()
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -54,12 +55,19 @@ impl Postern {
     }
 
     pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Postern {
+        Postern::start_full(extra, env, None)
+    }
+
+    /// A fresh instance; `queue` overrides the queue directory's place.
+    pub fn start_full(extra: &str, env: &[(&str, &str)], queue: Option<&Path>) -> Postern {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
         std::fs::create_dir_all(root.join("conf")).unwrap();
+        let queue = queue
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| root.join("queue"));
         let config = format!(
-            "queue_directory = {:?}\nsmtpd_listen = \"127.0.0.1:0\"\nmaillog_file = {:?}\nmyhostname = \"{HOST}\"\nmydomain = \"test.example\"\n{extra}\n",
-            root.join("queue"),
+            "queue_directory = {queue:?}\nsmtpd_listen = \"127.0.0.1:0\"\nmaillog_file = {:?}\nmyhostname = \"{HOST}\"\nmydomain = \"test.example\"\n{extra}\n",
             root.join("maillog"),
         );
         std::fs::write(root.join("conf/postern.toml"), config).unwrap();
@@ -72,6 +80,7 @@ impl Postern {
             child: None,
             smtp: "127.0.0.1:1".parse().unwrap(),
             env,
+            queue,
         };
         p.spawn();
         p
@@ -321,7 +330,7 @@ impl Smtp {
     /// True when the server has closed the connection (after any pending replies are read).
     pub fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(self.reader.read_to_end(&mut rest), Ok(_)) && rest.is_empty()
+        self.reader.read_to_end(&mut rest).is_ok() && rest.is_empty()
     }
 
     /// MAIL, RCPT..., DATA with dot-stuffing; returns the queue ID.

@@ -302,3 +302,64 @@ fn a_50_megabyte_message_keeps_memory_bounded() {
     );
     assert_eq!(ids(&p.queue()), vec![id]);
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "the disk-full test mounts a tmpfs and needs root"
+        );
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_gets_452_and_no_crash() {
+    let disk = SmallDisk::new("4m");
+    let p = Postern::start_full(
+        "message_size_limit = 50000000",
+        &[],
+        Some(&disk.0.path().join("queue")),
+    );
+    let mut s = p.session();
+    s.cmd("MAIL FROM:<a@c.example>", 250);
+    s.cmd("RCPT TO:<b@mx.test.example>", 250);
+    s.cmd("DATA", 354);
+    let line = [b"x".repeat(998).as_slice(), b"\r\n"].concat();
+    s.send_raw(b"Subject: too big for the disk\r\n\r\n");
+    for _ in 0..8_000 {
+        s.send_raw(&line);
+    }
+    s.send_raw(b".\r\n");
+    let text = s.expect_reply(452);
+    assert!(text.contains("4.3.1 Insufficient system storage"), "{text}");
+    assert!(
+        spool_files(&p.queue_dir().join("tmp")).is_empty(),
+        "the partial file is removed"
+    );
+    // Space is back: the next message is accepted on the same session.
+    let id = s.send_message(
+        "a@c.example",
+        &["b@mx.test.example"],
+        "Subject: small\r\n\r\nfits\r\n",
+    );
+    assert_eq!(ids(&p.queue()), vec![id]);
+}

@@ -50,7 +50,7 @@ fn bare_newlines_in_commands_end_the_session() {
         let mut s = p.connect();
         s.expect_reply(220);
         s.send_raw(bad);
-        assert_eq!(s.expect_reply(521).contains("bare <"), true);
+        assert!(s.expect_reply(521).contains("bare <"));
         assert!(s.is_closed());
     }
 }

@@ -56,8 +56,7 @@ fn a_message_is_queued_with_headers_added() {
         .expect("content section");
     assert!(content.contains(&format!("Received: from client.test.example (unknown [127.0.0.1])\n\tby mx.test.example (Postern) with ESMTP id {id};")), "{cat}");
     assert!(
-        content.contains(&format!("Message-Id: <"))
-            && content.contains(&format!(".{id}@mx.test.example>")),
+        content.contains("Message-Id: <") && content.contains(&format!(".{id}@mx.test.example>")),
         "{cat}"
     );
     assert!(content.contains("\nDate: "), "{cat}");
@@ -117,7 +116,7 @@ fn present_headers_are_kept_once() {
         "mail received over SMTP keeps Bcc, as with Postfix"
     );
     assert!(
-        cat.contains(&format!("\tfor <b@mx.test.example>;")),
+        cat.contains("\tfor <b@mx.test.example>;"),
         "single recipient named in Received: {cat}"
     );
     p.wait_log(&format!("{id}: message-id=<own@client.test.example>"));

@@ -57,8 +57,8 @@ fn exceeding_the_restart_intensity_stops_the_process() {
             role: "cleanup".into(),
         });
         // Wait until the fault took effect: a restart was counted or the process ended.
+        let queue = p.queue_dir();
         let child = p.child.as_mut().unwrap();
-        let queue = p.dir.path().join("queue");
         let done = wait_for("the fault to take effect", || {
             if let Ok(Some(status)) = child.try_wait() {
                 return Some(Some(status));
