@@ -24,15 +24,21 @@ fn commands(c: &mut Criterion) {
             }
         })
     });
-    c.bench_function("parse MAIL parameters", |b| b.iter(|| MailParams::parse(black_box(" SIZE=4096 BODY=8BITMIME RET=HDRS ENVID=abc"))));
+    c.bench_function("parse MAIL parameters", |b| {
+        b.iter(|| MailParams::parse(black_box(" SIZE=4096 BODY=8BITMIME RET=HDRS ENVID=abc")))
+    });
 }
 
 fn data(c: &mut Criterion) {
     let mut input = Vec::new();
     input.extend_from_slice(b"Subject: bench\r\n\r\n");
     while input.len() < 1 << 20 {
-        input.extend_from_slice(b"..a stuffed line of ordinary length, as mail bodies have them, more or less.\r\n");
-        input.extend_from_slice(b"A plain line of text in the body of the message, about seventy characters.\r\n");
+        input.extend_from_slice(
+            b"..a stuffed line of ordinary length, as mail bodies have them, more or less.\r\n",
+        );
+        input.extend_from_slice(
+            b"A plain line of text in the body of the message, about seventy characters.\r\n",
+        );
     }
     input.extend_from_slice(b".\r\n");
     let mut group = c.benchmark_group("data");
@@ -60,7 +66,9 @@ fn header_section(c: &mut Criterion) {
         date: "Mon, 02 Mar 2026 10:00:00 +0000",
         from: "sender@example.com",
     };
-    c.bench_function("cleanup header section", |b| b.iter(|| headers::process(black_box(section), &ctx)));
+    c.bench_function("cleanup header section", |b| {
+        b.iter(|| headers::process(black_box(section), &ctx))
+    });
 }
 
 criterion_group!(benches, commands, data, header_section);

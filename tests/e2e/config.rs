@@ -159,10 +159,14 @@ fn the_environment_sets_every_parameter_without_a_file() {
 
 #[test]
 fn the_example_config_documents_every_parameter_and_parses() {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/postern.toml")).unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/postern.toml"))
+            .unwrap();
     let mut uncommented = String::new();
     for param in postern::config::params::PARAMS {
-        let line = example.lines().find(|l| l.starts_with(&format!("# {} = ", param.name)));
+        let line = example
+            .lines()
+            .find(|l| l.starts_with(&format!("# {} = ", param.name)));
         let line = line.unwrap_or_else(|| panic!("config/postern.toml lacks {}", param.name));
         uncommented.push_str(&line[2..]);
         uncommented.push('\n');
