@@ -273,6 +273,8 @@ pub struct Config {
     pub smtpd_banner: String,
     /// Concurrent sessions per client IP outside mynetworks.
     pub smtpd_client_connection_count_limit: usize,
+    /// Minimum content rate in bytes per second; 0 turns the check off.
+    pub smtpd_min_data_rate: u64,
     /// Wait before the greeting to catch clients that talk first.
     pub smtpd_pregreet_wait: Duration,
     /// Concurrent SMTP sessions in all.
@@ -354,6 +356,7 @@ impl Config {
                 "smtpd_client_connection_count_limit",
                 values::number,
             )?,
+            smtpd_min_data_rate: get(s, "smtpd_min_data_rate", values::number)?,
             smtpd_pregreet_wait: get(s, "smtpd_pregreet_wait", values::duration)?,
             default_process_limit: get(s, "default_process_limit", values::number)?,
             syslog_name: get(s, "syslog_name", text)?,

@@ -48,6 +48,7 @@ params! {
     "smtpd_client_connection_count_limit" = Text("50"), "Maximum concurrent sessions from one client IP outside mynetworks.";
     "smtpd_hard_error_limit" = Text("20"), "Errors after which the SMTP session is closed.";
     "smtpd_listen" = Text("127.0.0.1:25"), "Addresses the SMTP server listens on, host:port, comma or space separated.";
+    "smtpd_min_data_rate" = Text("500"), "Minimum bytes per second of message content, after the first smtpd_timeout.";
     "smtpd_pregreet_wait" = Text("0s"), "How long to watch for a client that talks before the greeting.";
     "smtpd_recipient_limit" = Text("1000"), "Maximum recipients per message.";
     "smtpd_timeout" = Text("300s"), "Time limit for reading a command or data, and for sending a reply.";

@@ -132,8 +132,10 @@ impl Session {
         let mut decoder = DataDecoder::default();
         let mut out = Vec::with_capacity(64 * 1024);
         let mut write_error = None;
+        let started = tokio::time::Instant::now();
         let ended = loop {
-            let read = tokio::time::timeout(self.read_timeout(), self.reader.fill_buf()).await;
+            let deadline = self.content_deadline(started, decoder.size);
+            let read = tokio::time::timeout_at(deadline, self.reader.fill_buf()).await;
             let input = match read {
                 Err(_) => break Ended::Timeout,
                 Ok(Err(_)) => break Ended::Lost,
@@ -257,8 +259,10 @@ impl Session {
         let mut bdat = self.txn.as_mut().and_then(|t| t.bdat.take());
         let limit = self.config.message_size_limit;
         let mut remaining = size;
+        let started = tokio::time::Instant::now();
         while remaining > 0 {
-            let read = tokio::time::timeout(self.read_timeout(), self.reader.fill_buf()).await;
+            let deadline = self.content_deadline(started, size - remaining);
+            let read = tokio::time::timeout_at(deadline, self.reader.fill_buf()).await;
             let input = match read {
                 Ok(Ok(input)) if !input.is_empty() => input,
                 Err(_) => {

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -299,7 +301,11 @@ impl Session {
     }
 
     async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
-        self.writer.write_all(&reply.to_wire()).await
+        let wire = reply.to_wire();
+        match tokio::time::timeout(self.config.smtpd_timeout, self.writer.write_all(&wire)).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
     }
 
     pub async fn flush(&mut self) -> std::io::Result<()> {
@@ -359,9 +365,18 @@ impl Session {
         );
     }
 
-    /// The remaining time budget for one read.
-    pub fn read_timeout(&self) -> Duration {
-        self.config.smtpd_timeout
+    /// When the next read of message content must be done: within
+    /// `smtpd_timeout`, and within the time `smtpd_min_data_rate` allows for
+    /// the `bytes` received since `started` (so a sender that trickles
+    /// cannot hold a session open for ever).
+    pub fn content_deadline(&self, started: Instant, bytes: u64) -> Instant {
+        let idle = Instant::now() + self.config.smtpd_timeout;
+        match self.config.smtpd_min_data_rate {
+            0 => idle,
+            rate => {
+                idle.min(started + self.config.smtpd_timeout + Duration::from_secs(bytes / rate))
+            }
+        }
     }
 }
 

@@ -291,6 +291,22 @@ impl Smtp {
         self.writer.write_all(bytes).expect("write");
     }
 
+    /// Writes without panicking; false when the server has gone.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.writer.write_all(bytes).is_ok()
+    }
+
+    /// True when a reply (or the close) is waiting to be read.
+    pub fn has_reply(&mut self) -> bool {
+        self.reader.get_ref().set_nonblocking(true).unwrap();
+        let ready = match self.reader.fill_buf() {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        self.reader.get_ref().set_nonblocking(false).unwrap();
+        ready
+    }
+
     /// Reads one (possibly multi-line) reply: code and the text of all lines.
     pub fn read_reply(&mut self) -> Option<(u16, String)> {
         let mut text = String::new();

@@ -380,3 +380,31 @@ fn sessions_in_all_are_limited() {
         _ => None,
     });
 }
+
+#[test]
+fn a_trickling_sender_is_cut_off() {
+    let p = Postern::start("smtpd_timeout = \"1s\"\nsmtpd_min_data_rate = 100");
+    let mut s = p.session();
+    s.cmd("MAIL FROM:<a@c.example>", 250);
+    s.cmd("RCPT TO:<b@mx.test.example>", 250);
+    s.cmd("DATA", 354);
+    // 3 bytes every 100 ms is far below 100 bytes/s: the deadline (1 s plus
+    // 1 s per 100 bytes) passes after about 1.5 s. Bounded at 10 s.
+    let started = std::time::Instant::now();
+    let mut cut = false;
+    while started.elapsed() < std::time::Duration::from_secs(10) {
+        if s.try_send(b"t\r\n") {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        } else {
+            cut = true;
+            break;
+        }
+        if s.has_reply() {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "the session outlived its data-rate deadline");
+    p.wait_log("timeout after DATA");
+    assert!(p.queue().is_empty());
+}
