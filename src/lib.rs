@@ -8,17 +8,27 @@
 //! - [`smtpd`]      the SMTP server role: sessions, verbs, relay control, limits
 //! - [`cleanup`]    the cleanup role: canonical envelope, header rules, the queue file
 //! - [`store`]      spool files plus sled queue state; the only user of sled
+//! - [`qmgr`]       the queue manager: incoming to active, per-destination scheduling, retries
+//! - [`rewrite`]    trivial-rewrite: canonical addresses, address classes, transport_maps
+//! - [`delivery`]   the delivery agents: smtp, discard, error
+//! - [`bounce`]     delivery status notifications back to the sender
+//! - [`maps`]       lookup tables (`texthash:`, `inline:`)
 //! - [`control`]    the control socket behind `stop`, `status` and the queue views
 //! - [`proto`]      the SMTP wire format, pure: commands, replies, lines, DATA
 //! - [`mail`]       shared types without I/O: queue IDs, addresses, envelopes, log lines
 //! - [`cli`]        one module per command (`start`, `postconf`, `postqueue`, ...)
 
+pub mod bounce;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod delivery;
 pub mod mail;
+pub mod maps;
 pub mod proto;
+pub mod qmgr;
+pub mod rewrite;
 pub mod smtpd;
 pub mod store;
 pub mod supervisor;

@@ -80,6 +80,8 @@ pub enum Source {
     Smtp,
     /// Local submission (sendmail, pickup): `Bcc:` is removed.
     Local,
+    /// Made by postern itself (bounces): no client to name.
+    Internal,
 }
 
 /// The slice of configuration cleanup reads.
@@ -186,6 +188,8 @@ pub struct CleanupHandle {
     role: RoleHandle<Cleanup>,
     store: Arc<Store>,
     config: Arc<CleanupConfig>,
+    /// Told of every committed message.
+    arrivals: crate::qmgr::Arrivals,
 }
 
 impl CleanupHandle {
@@ -193,11 +197,13 @@ impl CleanupHandle {
         role: RoleHandle<Cleanup>,
         store: Arc<Store>,
         config: Arc<CleanupConfig>,
+        arrivals: crate::qmgr::Arrivals,
     ) -> CleanupHandle {
         CleanupHandle {
             role,
             store,
             config,
+            arrivals,
         }
     }
 
@@ -227,10 +233,17 @@ impl CleanupHandle {
             _ => String::new(),
         };
         let date = now.format("%a, %d %b %Y %H:%M:%S %z").to_string();
-        let received = format!(
-            "Received: from {helo} ({} [{}])\r\n\tby {} ({}) with {} id {id}{for_clause};\r\n\t{date}\r\n",
-            client.name, client.addr, c.myhostname, c.mail_name, client.protocol
-        );
+        let received = if source == Source::Internal {
+            format!(
+                "Received: by {} ({}) id {id};\r\n\t{date}\r\n",
+                c.myhostname, c.mail_name
+            )
+        } else {
+            format!(
+                "Received: from {helo} ({} [{}])\r\n\tby {} ({}) with {} id {id}{for_clause};\r\n\t{date}\r\n",
+                client.name, client.addr, c.myhostname, c.mail_name, client.protocol
+            )
+        };
         let from = if envelope.sender.is_null() {
             "MAILER-DAEMON".to_string()
         } else {
@@ -262,7 +275,9 @@ impl CleanupHandle {
             finished,
             info,
         })));
-        self.role.send(|| Commit(slot.clone())).await?
+        let id = self.role.send(|| Commit(slot.clone())).await??;
+        self.arrivals.announce(id.clone());
+        Ok(id)
     }
 }
 

@@ -5,9 +5,13 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use anyhow::bail;
 use chrono::TimeZone;
 
-use crate::store::{Entry, QueueName};
+use crate::control::client::{self, ClientError};
+use crate::control::{Request, Response};
+
+use crate::store::{Entry, QueueName, RcptStatus, RecipientState};
 
 #[derive(clap::Parser)]
 #[command(name = "postqueue", about = "Postfix queue control")]
@@ -21,6 +25,9 @@ struct Args {
     /// List the queue as JSON, one object per line.
     #[arg(short = 'j')]
     json: bool,
+    /// Flush: try all deferred mail now.
+    #[arg(short = 'f')]
+    flush: bool,
 }
 
 #[derive(clap::Parser)]
@@ -36,11 +43,25 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         Ok(args) => args,
         Err(code) => return Ok(code),
     };
-    if args.print == args.json {
-        eprintln!("postqueue: usage: postqueue -c config_dir -p | -j");
+    if [args.print, args.json, args.flush]
+        .iter()
+        .filter(|f| **f)
+        .count()
+        != 1
+    {
+        eprintln!("postqueue: usage: postqueue -c config_dir -p | -j | -f");
         return Ok(2);
     }
     let (_, config) = super::load_config(args.config_dir.as_deref())?;
+    if args.flush {
+        return match client::request(&config.queue_directory, &Request::Flush) {
+            Ok(Response::Flushed { .. }) => Ok(0),
+            Ok(Response::Error { message }) => bail!("{message}"),
+            Ok(other) => bail!("unexpected answer: {other:?}"),
+            Err(ClientError::NotRunning) => bail!("Cannot flush mail queue - mail system is down"),
+            Err(e) => Err(e.into()),
+        };
+    }
     let entries = super::queue::entries(&config.queue_directory)?;
     print!(
         "{}",
@@ -64,6 +85,13 @@ pub fn mailq(args: Vec<OsString>) -> anyhow::Result<u8> {
         listing(&super::queue::entries(&config.queue_directory)?)
     );
     Ok(0)
+}
+
+/// The recipients still to be delivered: what the queue views show.
+fn pending(recipients: &[RecipientState]) -> impl Iterator<Item = &RecipientState> {
+    recipients
+        .iter()
+        .filter(|r| r.status == RcptStatus::Pending)
 }
 
 fn sender_shown(sender: &str) -> &str {
@@ -104,7 +132,7 @@ pub fn listing(entries: &[Entry]) -> String {
             sender_shown(&s.sender)
         );
         let mut last_reason: Option<&str> = None;
-        for r in &s.recipients {
+        for r in pending(&s.recipients) {
             if let Some(reason) = r.delay_reason.as_deref()
                 && last_reason != Some(reason)
             {
@@ -155,9 +183,7 @@ pub fn json_lines(entries: &[Entry]) -> String {
             message_size: s.size,
             forced_expire: false,
             sender: &s.sender,
-            recipients: s
-                .recipients
-                .iter()
+            recipients: pending(&s.recipients)
                 .map(|r| JsonRecipient {
                     address: &r.address,
                     delay_reason: r.delay_reason.as_deref(),
@@ -176,7 +202,7 @@ pub fn json_lines(entries: &[Entry]) -> String {
 mod tests {
     use super::*;
     use crate::mail::QueueId;
-    use crate::store::{MessageState, RecipientState};
+    use crate::store::MessageState;
 
     fn entry(queue: QueueName, size: u64, sender: &str, rcpts: &[&str]) -> Entry {
         Entry {
@@ -188,11 +214,10 @@ mod tests {
                 sender: sender.into(),
                 recipients: rcpts
                     .iter()
-                    .map(|r| RecipientState {
-                        address: r.to_string(),
-                        delay_reason: None,
-                    })
+                    .map(|r| RecipientState::pending(r.to_string()))
                     .collect(),
+                attempts: 0,
+                next_attempt: 0,
             },
         }
     }

@@ -289,6 +289,44 @@ pub struct Config {
     pub supervisor_restart_period: Duration,
     /// Time given to sessions and writes on stop.
     pub shutdown_grace_period: Duration,
+    /// Append `.$mydomain` to dotless domains.
+    pub append_dot_mydomain: bool,
+    /// Transports of the three address classes, `transport:nexthop`.
+    pub local_transport: String,
+    pub relay_transport: String,
+    pub default_transport: String,
+    /// Lookup tables for per-recipient routes.
+    pub transport_maps: Vec<String>,
+    /// Messages in the active queue at most.
+    pub qmgr_message_active_limit: usize,
+    /// Parallel deliveries per destination, at most and at first.
+    pub default_destination_concurrency_limit: usize,
+    pub initial_destination_concurrency: usize,
+    /// Failed cohorts before a destination is dead.
+    pub default_destination_concurrency_failed_cohort_limit: u32,
+    /// Recipients per delivery request.
+    pub default_destination_recipient_limit: usize,
+    /// Backoff bounds and the deferred queue scan interval.
+    pub minimal_backoff_time: Duration,
+    pub maximal_backoff_time: Duration,
+    pub queue_run_delay: Duration,
+    /// Queue lifetimes of ordinary mail and of bounces.
+    pub maximal_queue_lifetime: Duration,
+    pub bounce_queue_lifetime: Duration,
+    /// Original content returned in a bounce, at most.
+    pub bounce_size_limit: usize,
+    /// The SMTP client's EHLO name and fallback relays.
+    pub smtp_helo_name: String,
+    pub smtp_fallback_relay: Vec<String>,
+    /// SMTP client stage timeouts.
+    pub smtp_connect_timeout: Duration,
+    pub smtp_helo_timeout: Duration,
+    pub smtp_mail_timeout: Duration,
+    pub smtp_rcpt_timeout: Duration,
+    pub smtp_data_init_timeout: Duration,
+    pub smtp_data_xfer_timeout: Duration,
+    pub smtp_data_done_timeout: Duration,
+    pub smtp_quit_timeout: Duration,
 }
 
 impl Config {
@@ -364,6 +402,48 @@ impl Config {
             supervisor_restart_limit: get(s, "supervisor_restart_limit", values::number)?,
             supervisor_restart_period: get(s, "supervisor_restart_period", values::duration)?,
             shutdown_grace_period: get(s, "shutdown_grace_period", values::duration)?,
+            append_dot_mydomain: get(s, "append_dot_mydomain", values::yes_no)?,
+            local_transport: get(s, "local_transport", text)?,
+            relay_transport: get(s, "relay_transport", text)?,
+            default_transport: get(s, "default_transport", text)?,
+            transport_maps: get(s, "transport_maps", |v| Ok(values::list(v)))?,
+            qmgr_message_active_limit: get(s, "qmgr_message_active_limit", values::number)?,
+            default_destination_concurrency_limit: get(
+                s,
+                "default_destination_concurrency_limit",
+                values::number,
+            )?,
+            initial_destination_concurrency: get(
+                s,
+                "initial_destination_concurrency",
+                values::number,
+            )?,
+            default_destination_concurrency_failed_cohort_limit: get(
+                s,
+                "default_destination_concurrency_failed_cohort_limit",
+                values::number,
+            )?,
+            default_destination_recipient_limit: get(
+                s,
+                "default_destination_recipient_limit",
+                values::number,
+            )?,
+            minimal_backoff_time: get(s, "minimal_backoff_time", values::duration)?,
+            maximal_backoff_time: get(s, "maximal_backoff_time", values::duration)?,
+            queue_run_delay: get(s, "queue_run_delay", values::duration)?,
+            maximal_queue_lifetime: get(s, "maximal_queue_lifetime", values::duration)?,
+            bounce_queue_lifetime: get(s, "bounce_queue_lifetime", values::duration)?,
+            bounce_size_limit: get(s, "bounce_size_limit", values::number)?,
+            smtp_helo_name: get(s, "smtp_helo_name", text)?,
+            smtp_fallback_relay: get(s, "smtp_fallback_relay", |v| Ok(values::list(v)))?,
+            smtp_connect_timeout: get(s, "smtp_connect_timeout", values::duration)?,
+            smtp_helo_timeout: get(s, "smtp_helo_timeout", values::duration)?,
+            smtp_mail_timeout: get(s, "smtp_mail_timeout", values::duration)?,
+            smtp_rcpt_timeout: get(s, "smtp_rcpt_timeout", values::duration)?,
+            smtp_data_init_timeout: get(s, "smtp_data_init_timeout", values::duration)?,
+            smtp_data_xfer_timeout: get(s, "smtp_data_xfer_timeout", values::duration)?,
+            smtp_data_done_timeout: get(s, "smtp_data_done_timeout", values::duration)?,
+            smtp_quit_timeout: get(s, "smtp_quit_timeout", values::duration)?,
         };
         config.check()?;
         Ok(config)
@@ -393,6 +473,26 @@ impl Config {
         }
         if self.smtpd_timeout.is_zero() {
             return bad("smtpd_timeout", "must be more than 0s");
+        }
+        if self.default_destination_concurrency_limit == 0
+            || self.initial_destination_concurrency == 0
+        {
+            return bad(
+                "default_destination_concurrency_limit",
+                "concurrency must be at least 1",
+            );
+        }
+        if self.default_destination_recipient_limit == 0 || self.qmgr_message_active_limit == 0 {
+            return bad(
+                "default_destination_recipient_limit",
+                "limits must be at least 1",
+            );
+        }
+        if self.minimal_backoff_time.is_zero() || self.queue_run_delay.is_zero() {
+            return bad(
+                "minimal_backoff_time",
+                "backoff and queue_run_delay must be more than 0s",
+            );
         }
         if !self.relayhost.is_empty() && self.relayhost.contains(char::is_whitespace) {
             return bad("relayhost", "must be one next hop such as [host]:port");

@@ -30,20 +30,45 @@ use self::Default::{Domain, Hostname, Text};
 
 params! {
     "admin_listen" = Text("127.0.0.1:8025"), "Address of the admin HTTP service (metrics, health, queue API).";
+    "append_dot_mydomain" = Text("no"), "Append .$mydomain to domains without a dot.";
+    "bounce_queue_lifetime" = Text("5d"), "How long a bounce (null-sender message) may stay queued before it is given up.";
+    "bounce_size_limit" = Text("50000"), "Maximum bytes of the original message returned in a non-delivery report.";
+    "default_destination_concurrency_failed_cohort_limit" = Text("1"), "Failed connection cohorts after which a destination is declared dead.";
+    "default_destination_concurrency_limit" = Text("20"), "Maximum parallel deliveries to one destination.";
+    "default_destination_recipient_limit" = Text("50"), "Maximum recipients per delivery request.";
     "default_process_limit" = Text("100"), "Maximum number of concurrent SMTP sessions.";
+    "default_transport" = Text("smtp"), "Transport for the default address class (transport:nexthop).";
     "header_size_limit" = Text("102400"), "Maximum bytes of a message header section; the rest is treated as body.";
+    "initial_destination_concurrency" = Text("5"), "Parallel deliveries to a destination before slow start raises the limit.";
+    "local_transport" = Text("local:$myhostname"), "Transport for domains in mydestination.";
     "mail_name" = Text("Postern"), "The mail system name, used in the SMTP banner and Received: headers.";
     "maillog_file" = Text(""), "File for log lines; empty or /dev/stdout for standard output.";
+    "maximal_backoff_time" = Text("4000s"), "Longest wait between delivery attempts of a deferred message.";
+    "maximal_queue_lifetime" = Text("5d"), "How long a message may be deferred before it is returned to the sender.";
     "message_size_limit" = Text("10240000"), "Maximum message size in bytes, headers and envelope included.";
+    "minimal_backoff_time" = Text("300s"), "Shortest wait between delivery attempts of a deferred message.";
     "mydestination" = Text("$myhostname, localhost.$mydomain, localhost"), "Domains this system is the final destination for.";
     "mydomain" = Domain, "The internet domain of this mail system.";
     "myhostname" = Hostname, "The internet host name of this mail system.";
     "mynetworks" = Text("127.0.0.0/8, [::1]/128"), "Trusted client networks: these may relay to any destination.";
     "myorigin" = Text("$myhostname"), "The domain appended to unqualified addresses.";
+    "qmgr_message_active_limit" = Text("20000"), "Maximum messages in the active queue.";
     "queue_directory" = Text("/var/spool/postern"), "Where queue files, queue state and the control socket live.";
+    "queue_run_delay" = Text("300s"), "How often the deferred queue is scanned.";
     "relay_domains" = Text(""), "Domains (and their subdomains) this system relays mail to for any client.";
+    "relay_transport" = Text("relay"), "Transport for relay_domains.";
     "relayhost" = Text(""), "The next hop for non-local mail; empty means direct delivery (used by delivery).";
     "shutdown_grace_period" = Text("10s"), "How long open sessions and in-flight writes may take to finish on stop.";
+    "smtp_connect_timeout" = Text("30s"), "Time limit for a TCP connection to complete.";
+    "smtp_data_done_timeout" = Text("600s"), "Time limit for the reply to the end of data.";
+    "smtp_data_init_timeout" = Text("120s"), "Time limit for the reply to DATA.";
+    "smtp_data_xfer_timeout" = Text("180s"), "Time limit for sending message content.";
+    "smtp_fallback_relay" = Text(""), "Next hops tried when the ordinary ones fail.";
+    "smtp_helo_name" = Text("$myhostname"), "The name the SMTP client sends in EHLO/HELO.";
+    "smtp_helo_timeout" = Text("300s"), "Time limit for the greeting and the reply to EHLO/HELO.";
+    "smtp_mail_timeout" = Text("300s"), "Time limit for the reply to MAIL FROM.";
+    "smtp_quit_timeout" = Text("300s"), "Time limit for the reply to QUIT.";
+    "smtp_rcpt_timeout" = Text("300s"), "Time limit for the reply to RCPT TO.";
     "smtpd_banner" = Text("$myhostname ESMTP $mail_name"), "Text after 220 in the SMTP greeting.";
     "smtpd_client_connection_count_limit" = Text("50"), "Maximum concurrent sessions from one client IP outside mynetworks.";
     "smtpd_hard_error_limit" = Text("20"), "Errors after which the SMTP session is closed.";
@@ -55,6 +80,7 @@ params! {
     "supervisor_restart_limit" = Text("5"), "Restarts of a role within supervisor_restart_period before escalating.";
     "supervisor_restart_period" = Text("60s"), "The window in which supervisor_restart_limit counts restarts.";
     "syslog_name" = Text("postern"), "The program name prefix in log lines (syslog_name/role[pid]).";
+    "transport_maps" = Text(""), "Lookup tables of recipient or domain to transport:nexthop.";
 }
 
 /// The parameter named `name`.

@@ -4,13 +4,30 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-/// Splits a Postfix list on commas and whitespace.
+/// Splits a Postfix list on commas and whitespace, keeping `{...}` groups
+/// (as in `inline:{ a=b, c=d }`) whole.
 pub fn list(value: &str) -> Vec<String> {
-    value
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    for c in value.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth == 0 && (c == ',' || c.is_whitespace()) {
+            if !current.is_empty() {
+                items.push(std::mem::take(&mut current));
+            }
+        } else {
+            current.push(c);
+        }
+    }
+    if !current.is_empty() {
+        items.push(current);
+    }
+    items
 }
 
 /// `10`, `10s`, `5m`, `2h`, `5d`, `1w`; a bare number is seconds.
@@ -33,6 +50,15 @@ pub fn duration(value: &str) -> Result<Duration, String> {
         _ => return Err(format!("bad time unit in {value:?} (use s, m, h, d or w)")),
     };
     Ok(Duration::from_secs(n.saturating_mul(seconds)))
+}
+
+/// `yes` or `no` (also `true`/`false`, as TOML booleans arrive).
+pub fn yes_no(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("bad boolean value {value:?} (use yes or no)")),
+    }
 }
 
 pub fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
@@ -135,6 +161,10 @@ mod tests {
     fn lists() {
         assert_eq!(list("a, b  c,,d"), vec!["a", "b", "c", "d"]);
         assert!(list("  ").is_empty());
+        assert_eq!(
+            list("inline:{ a=b, c=d } texthash:/x"),
+            vec!["inline:{ a=b, c=d }", "texthash:/x"]
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum Request {
     List,
     /// One message's state.
     Show { queue_id: String },
+    /// Try all deferred mail now (`postqueue -f`).
+    Flush,
     /// Make a role panic (only with `POSTERN_FAULT_INJECTION=1`; for tests).
     Fault { role: String },
 }
@@ -42,6 +44,7 @@ pub enum Response {
     Status(Status),
     List { entries: Vec<Entry> },
     Show { state: MessageState },
+    Flushed { count: usize },
     Error { message: String },
 }
 

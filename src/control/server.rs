@@ -27,6 +27,8 @@ pub struct ControlDeps {
     pub restarts: Arc<Mutex<BTreeMap<String, u64>>>,
     /// Present only when fault injection is enabled.
     pub fault: Option<FaultTrigger>,
+    /// For `postqueue -f`.
+    pub qmgr: crate::supervisor::handle::RoleHandle<crate::qmgr::Qmgr>,
 }
 
 /// Serves until `stop` turns true.
@@ -115,6 +117,12 @@ async fn answer(request: Request, deps: &ControlDeps) -> Response {
                 },
             }
         }
+        Request::Flush => match deps.qmgr.send(|| crate::qmgr::Flush).await {
+            Ok(count) => Response::Flushed { count },
+            Err(e) => Response::Error {
+                message: e.to_string(),
+            },
+        },
         Request::Fault { role } => match &deps.fault {
             Some(fault) if fault(&role) => Response::Ok,
             Some(_) => Response::Error {

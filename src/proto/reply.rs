@@ -69,3 +69,92 @@ mod tests {
         assert_eq!(Reply::new(554, "5.7.1 no").to_string(), "554 5.7.1 no");
     }
 }
+
+/// A reply line longer than this is a protocol error.
+pub const REPLY_LINE_MAX: usize = 2048;
+/// A reply with more lines than this is a protocol error.
+pub const REPLY_LINES_MAX: usize = 100;
+
+/// Why a server's reply could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("lost connection")]
+    Closed,
+    #[error("malformed reply: {0}")]
+    Malformed(String),
+}
+
+/// Reads one reply from a server, within the line limits. A bare LF line
+/// end is tolerated (be liberal in what you accept); anything else that
+/// is not `ddd-text` / `ddd text` is an error.
+pub async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+) -> Result<Reply, ReplyError> {
+    use super::line::{LineStatus, read_line};
+    let mut lines = Vec::new();
+    let mut code = None;
+    let mut buf = Vec::new();
+    loop {
+        match read_line(reader, REPLY_LINE_MAX, &mut buf).await? {
+            LineStatus::Line | LineStatus::BareLf => {}
+            LineStatus::Eof => return Err(ReplyError::Closed),
+            LineStatus::TooLong => return Err(ReplyError::Malformed("line too long".into())),
+            LineStatus::BareCr => return Err(ReplyError::Malformed("bare CR".into())),
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let shown = || text.chars().take(100).collect::<String>();
+        let this: u16 = text
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .filter(|c| (200..600).contains(c))
+            .ok_or_else(|| ReplyError::Malformed(shown()))?;
+        if code.is_some_and(|c| c != this) {
+            return Err(ReplyError::Malformed(shown()));
+        }
+        code = Some(this);
+        let sep = text.as_bytes().get(3).copied();
+        lines.push(text.get(4..).unwrap_or("").to_string());
+        match sep {
+            None | Some(b' ') => return Ok(Reply { code: this, lines }),
+            Some(b'-') if lines.len() < REPLY_LINES_MAX => {}
+            _ => return Err(ReplyError::Malformed(shown())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    async fn read(input: &[u8]) -> Result<Reply, ReplyError> {
+        let mut reader = tokio::io::BufReader::new(input);
+        read_reply(&mut reader).await
+    }
+
+    #[tokio::test]
+    async fn reads_replies() {
+        let r = read(b"250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n")
+            .await
+            .unwrap();
+        assert_eq!(r.code, 250);
+        assert_eq!(r.lines, vec!["mx.example", "PIPELINING", "SIZE 1000"]);
+        assert_eq!(read(b"220\r\n").await.unwrap().lines, vec![""]);
+        assert_eq!(read(b"550 5.1.1 no\n").await.unwrap().code, 550);
+        assert!(matches!(
+            read(b"250-a\r\n251 b\r\n").await,
+            Err(ReplyError::Malformed(_))
+        ));
+        assert!(matches!(
+            read(b"hello\r\n").await,
+            Err(ReplyError::Malformed(_))
+        ));
+        assert!(matches!(read(b"250-a\r\n").await, Err(ReplyError::Closed)));
+        let endless = "250-x\r\n".repeat(200);
+        assert!(matches!(
+            read(endless.as_bytes()).await,
+            Err(ReplyError::Malformed(_))
+        ));
+    }
+}

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::mail::{Envelope, QueueId};
 pub use queue_file::{Draft, Finished, QueueFile, QueueFileError};
-pub use state::{Entry, MessageState, QueueName, RecipientState};
+pub use state::{DsnRecord, Entry, MessageState, QueueName, RcptStatus, RecipientState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -150,7 +150,8 @@ impl Store {
         Ok(state)
     }
 
-    fn put(&self, id: &QueueId, state: &MessageState) -> Result<(), StoreError> {
+    /// Records a message's new state. Only qmgr moves messages between queues.
+    pub fn put(&self, id: &QueueId, state: &MessageState) -> Result<(), StoreError> {
         let value = serde_json::to_vec(state).map_err(|e| StoreError::Decode(id.to_string(), e))?;
         self.queue.insert(id.as_str(), value)?;
         Ok(())
@@ -186,6 +187,19 @@ impl Store {
             id: id.clone(),
             source,
         })
+    }
+
+    /// Removes a message: its queue file, then its state. A crash between
+    /// the two leaves state without a file, which recovery drops.
+    pub fn remove(&self, id: &QueueId) -> Result<(), StoreError> {
+        let path = self.spool_path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::Io { path, source: e }),
+        }
+        self.queue.remove(id.as_str())?;
+        Ok(())
     }
 
     /// Flushes sled's state to disk.

@@ -27,11 +27,53 @@ impl QueueName {
     }
 }
 
+/// Where a recipient stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RcptStatus {
+    /// Not yet delivered; tried again later if an attempt failed.
+    #[default]
+    Pending,
+    /// Delivered (or discarded); done.
+    Sent,
+    /// Failed for good; reported to the sender; done.
+    Bounced,
+}
+
+/// The last outcome for a recipient: what the delivery status notifications
+/// and `postqueue` report (Postfix keeps this in its defer and bounce logs).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DsnRecord {
+    /// Enhanced status code, e.g. `5.1.1`.
+    pub status: String,
+    /// What the next hop said, or why delivery failed.
+    pub diagnostic: String,
+    /// The server that said it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_mta: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecipientState {
     pub address: String,
+    #[serde(default)]
+    pub status: RcptStatus,
+    /// Why the last attempt failed, for the queue listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsn: Option<DsnRecord>,
+}
+
+impl RecipientState {
+    pub fn pending(address: String) -> RecipientState {
+        RecipientState {
+            address,
+            status: RcptStatus::Pending,
+            delay_reason: None,
+            dsn: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -43,6 +85,12 @@ pub struct MessageState {
     pub size: u64,
     pub sender: String,
     pub recipients: Vec<RecipientState>,
+    /// Delivery attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not to be tried before this time (seconds since the epoch).
+    #[serde(default)]
+    pub next_attempt: i64,
 }
 
 impl MessageState {
@@ -56,11 +104,10 @@ impl MessageState {
             recipients: envelope
                 .recipients
                 .iter()
-                .map(|r| RecipientState {
-                    address: r.address.to_string(),
-                    delay_reason: None,
-                })
+                .map(|r| RecipientState::pending(r.address.to_string()))
                 .collect(),
+            attempts: 0,
+            next_attempt: 0,
         }
     }
 }

@@ -4,7 +4,7 @@
 //!   `postern start` comes here. It takes the instance lock, opens the log,
 //!   opens and recovers the queue store, binds the listeners, and starts
 //!   the role groups in order — `control` (the control socket), `cleanup`,
-//!   `smtpd` — under the tree in [`tree`]. SIGTERM, SIGINT or a `stop`
+//!   `qmgr`, `smtpd` — under the tree in [`tree`]. SIGTERM, SIGINT or a `stop`
 //!   request stop the groups in reverse order: listeners close, open SMTP
 //!   sessions are answered `421 4.3.2`, commits in flight finish, and the
 //!   store is flushed last.
@@ -33,9 +33,14 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Handler, Message};
 use tokio::sync::{oneshot, watch};
 
+use crate::bounce::BounceConfig;
 use crate::cleanup::{Cleanup, CleanupConfig, CleanupHandle};
 use crate::config::{Config, Settings};
 use crate::control::server::{ControlDeps, FaultTrigger};
+use crate::delivery::Agents;
+use crate::delivery::smtp::{SmtpAgent, SmtpConfig};
+use crate::qmgr::{Arrivals, Qmgr, QmgrConfig, QmgrDeps};
+use crate::rewrite::Rewrite;
 use crate::smtpd::{self, SmtpdDeps};
 use crate::store::Store;
 use handle::RoleSlot;
@@ -105,6 +110,8 @@ pub enum StartError {
     Log(String, std::io::Error),
     #[error("bind {0}: {1}")]
     Bind(String, std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -212,12 +219,27 @@ async fn run_tree(
         }
     });
 
+    let arrivals = Arrivals::default();
     let (cleanup_slot, cleanup_role) = handle::role::<Cleanup>("cleanup");
     let cleanup = CleanupHandle::new(
         cleanup_role.clone(),
         store.clone(),
         Arc::new(CleanupConfig::from_config(&config)),
+        arrivals.clone(),
     );
+    let rewrite = Rewrite::new(&config).map_err(|e| StartError::Config(e.to_string()))?;
+    let qmgr_deps = Arc::new(QmgrDeps {
+        config: QmgrConfig::from_config(&config),
+        store: store.clone(),
+        rewrite: Arc::new(rewrite),
+        agents: Arc::new(Agents {
+            smtp: SmtpAgent::new(SmtpConfig::from_config(&config)),
+        }),
+        cleanup: cleanup.clone(),
+        bounce: BounceConfig::from_config(&config),
+        arrivals,
+    });
+    let (qmgr_slot, qmgr_role) = handle::role::<Qmgr>("qmgr");
 
     let mut smtpd_addrs = Vec::new();
     let mut smtpd_children: Vec<Box<dyn Child>> = Vec::new();
@@ -238,9 +260,14 @@ async fn run_tree(
 
     let fault: Option<FaultTrigger> = fault_injection.then(|| {
         let cleanup_role = cleanup_role.clone();
+        let qmgr_role = qmgr_role.clone();
         Arc::new(move |role: &str| match role {
             "cleanup" => {
                 cleanup_role.do_send(Fault);
+                true
+            }
+            "qmgr" => {
+                qmgr_role.do_send(Fault);
                 true
             }
             _ => false,
@@ -252,6 +279,7 @@ async fn run_tree(
         smtpd: smtpd_addrs.clone(),
         restarts,
         fault,
+        qmgr: qmgr_role,
     };
     let control_listener = Arc::new(
         tokio::net::UnixListener::from_std(control_listener)
@@ -277,6 +305,12 @@ async fn run_tree(
                 cleanup_slot,
                 move |guard| Cleanup::new(cleanup_store.clone(), guard),
             ))],
+        },
+        Group {
+            name: "qmgr",
+            children: vec![Box::new(ActorChild::new("qmgr", qmgr_slot, move |guard| {
+                Qmgr::new(qmgr_deps.clone(), guard)
+            }))],
         },
         Group {
             name: "smtpd",

@@ -16,6 +16,24 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_postern");
 pub const HOST: &str = "mx.test.example";
 const DEADLINE: Duration = Duration::from_secs(30);
 
+/// TOML with `defaults` for every key `extra` does not set, then `extra`.
+pub fn merge(defaults: &[(&str, &str)], extra: &str) -> String {
+    let set: Vec<&str> = extra
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .collect();
+    let mut config = String::new();
+    for (key, value) in defaults {
+        if !set.contains(key) {
+            config.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    config.push_str(extra);
+    config.push('\n');
+    config
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after the deadline.
 pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -66,10 +84,24 @@ impl Postern {
         let queue = queue
             .map(Path::to_path_buf)
             .unwrap_or_else(|| root.join("queue"));
-        let config = format!(
-            "queue_directory = {queue:?}\nsmtpd_listen = \"127.0.0.1:0\"\nmaillog_file = {:?}\nmyhostname = \"{HOST}\"\nmydomain = \"test.example\"\n{extra}\n",
-            root.join("maillog"),
-        );
+        let base = [
+            ("queue_directory", format!("{queue:?}")),
+            ("smtpd_listen", "\"127.0.0.1:0\"".to_string()),
+            ("maillog_file", format!("{:?}", root.join("maillog"))),
+            ("myhostname", format!("\"{HOST}\"")),
+            ("mydomain", "\"test.example\"".to_string()),
+            // Nothing leaves the machine unless a test routes it to a peer of its own.
+            (
+                "default_transport",
+                "\"error:4.4.1 no external delivery in tests\"".to_string(),
+            ),
+            (
+                "relay_transport",
+                "\"error:4.4.1 no external delivery in tests\"".to_string(),
+            ),
+        ];
+        let base: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let config = merge(&base, extra);
         std::fs::write(root.join("conf/postern.toml"), config).unwrap();
         let env = env
             .iter()
@@ -149,6 +181,20 @@ impl Postern {
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON line"))
             .collect()
+    }
+
+    /// Waits until `postqueue -j` shows the message in `queue`.
+    pub fn wait_queue(&self, id: &str, queue: &str) -> serde_json::Value {
+        wait_for(&format!("{id} in {queue}"), || {
+            self.queue()
+                .into_iter()
+                .find(|m| m["queue_id"] == id && m["queue_name"] == queue)
+        })
+    }
+
+    /// Waits until the queue is empty.
+    pub fn wait_empty(&self) {
+        wait_for("an empty queue", || self.queue().is_empty().then_some(()))
     }
 
     /// `postcat -q ID` output.

@@ -1,9 +1,11 @@
 //! End-to-end tests: the real binary over loopback with real clients.
 
 mod common;
+mod peer;
 
 mod clients;
 mod config;
+mod delivery;
 mod queue;
 mod safety;
 mod smtpd;

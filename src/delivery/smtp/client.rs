@@ -1,0 +1,549 @@
+//! One SMTP client transaction: greeting, EHLO (HELO when EHLO is
+//! refused), MAIL, RCPT per recipient, DATA with dot-stuffing, QUIT. With
+//! PIPELINING the envelope goes out in one write. Results are per
+//! recipient; session-level trouble before any recipient was accepted sends
+//! the caller on to the next server.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use super::{Failure, Server, SmtpConfig};
+use crate::delivery::{Outcome, Report, Request, Status, enhanced_code};
+use crate::mail::{BodyType, xtext};
+use crate::proto::Reply;
+use crate::proto::reply::{ReplyError, read_reply};
+
+pub enum End {
+    Done(Report),
+    TryNext(Failure),
+}
+
+/// What the server offered in its EHLO reply.
+#[derive(Default)]
+struct Extensions {
+    pipelining: bool,
+    size: Option<u64>,
+    eight_bit: bool,
+    smtputf8: bool,
+    dsn: bool,
+}
+
+impl Extensions {
+    fn parse(reply: &Reply) -> Extensions {
+        let mut ext = Extensions::default();
+        for line in reply.lines.iter().skip(1) {
+            let mut words = line.split_whitespace();
+            match words.next().map(|w| w.to_ascii_uppercase()).as_deref() {
+                Some("PIPELINING") => ext.pipelining = true,
+                Some("SIZE") => {
+                    ext.size = words.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0)
+                }
+                Some("8BITMIME") => ext.eight_bit = true,
+                Some("SMTPUTF8") => ext.smtputf8 = true,
+                Some("DSN") => ext.dsn = true,
+                _ => {}
+            }
+        }
+        ext
+    }
+}
+
+struct Conn<'a> {
+    reader: BufReader<OwnedReadHalf>,
+    writer: BufWriter<OwnedWriteHalf>,
+    server: &'a Server,
+}
+
+impl Conn<'_> {
+    async fn read(&mut self, limit: Duration, stage: &str) -> Result<Reply, String> {
+        match tokio::time::timeout(limit, read_reply(&mut self.reader)).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(ReplyError::Malformed(m))) => Err(format!(
+                "host {} sent a malformed reply while {stage}: {m}",
+                self.server.label()
+            )),
+            Ok(Err(_)) => Err(format!(
+                "lost connection with {} while {stage}",
+                self.server.label()
+            )),
+            Err(_) => Err(format!(
+                "conversation with {} timed out while {stage}",
+                self.server.label()
+            )),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8], limit: Duration, stage: &str) -> Result<(), String> {
+        let write = async {
+            self.writer.write_all(bytes).await?;
+            self.writer.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(format!(
+                "lost connection with {} while {stage}",
+                self.server.label()
+            )),
+            Err(_) => Err(format!(
+                "conversation with {} timed out while {stage}",
+                self.server.label()
+            )),
+        }
+    }
+
+    /// `host X said: 550 5.1.1 ... (in reply to RCPT TO command)`.
+    fn said(&self, reply: &Reply, command: &str) -> String {
+        let text: Vec<String> = reply.lines.iter().map(|l| clean(l)).collect();
+        format!(
+            "host {} said: {} {} (in reply to {command} command)",
+            self.server.label(),
+            reply.code,
+            text.join(" ")
+        )
+    }
+}
+
+/// Server text, safe for a log line and a DSN.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(500)
+        .collect()
+}
+
+fn failure(text: String, reply: Option<&Reply>) -> Failure {
+    match reply {
+        Some(r) => Failure {
+            dsn: enhanced_code(r.code, r.lines.first().map(String::as_str).unwrap_or("")),
+            text,
+            permanent: r.code >= 500,
+        },
+        None => Failure {
+            text,
+            dsn: "4.4.2".into(),
+            permanent: false,
+        },
+    }
+}
+
+pub async fn transaction(
+    stream: TcpStream,
+    server: &Server,
+    request: &Request,
+    config: &SmtpConfig,
+    started: Instant,
+) -> End {
+    let (read, write) = stream.into_split();
+    let mut conn = Conn {
+        reader: BufReader::new(read),
+        writer: BufWriter::with_capacity(64 * 1024, write),
+        server,
+    };
+    match conn
+        .read(config.helo_timeout, "receiving the initial server greeting")
+        .await
+    {
+        Ok(r) if r.code / 100 == 2 => {}
+        Ok(r) => {
+            let text = format!(
+                "host {} refused to talk to me: {} {}",
+                server.label(),
+                r.code,
+                clean(&r.lines.join(" "))
+            );
+            return End::TryNext(failure(text, Some(&r)));
+        }
+        Err(text) => return End::TryNext(failure(text, None)),
+    };
+    let ext = match hello(&mut conn, config).await {
+        Ok(ext) => ext,
+        Err(end) => return end,
+    };
+    let setup = started.elapsed();
+    let envelope = &request.envelope;
+    let relay = server.relay();
+    let outcome = |index: usize, status: Status, dsn: String, text: String| Outcome {
+        index,
+        status,
+        dsn,
+        text,
+        relay: relay.clone(),
+        remote_mta: Some(server.name.clone()),
+    };
+    let all = |status: Status, dsn: &str, text: &str| -> Vec<Outcome> {
+        request
+            .recipients
+            .iter()
+            .map(|&i| outcome(i, status, dsn.to_string(), text.to_string()))
+            .collect()
+    };
+    if envelope.smtputf8 && !ext.smtputf8 {
+        quit(&mut conn, config).await;
+        let text = format!(
+            "host {} does not support SMTPUTF8, which this message needs",
+            server.label()
+        );
+        return done(all(Status::Bounced, "5.6.7", &text), setup, started);
+    }
+    if ext.size.is_some_and(|limit| request.size > limit) {
+        quit(&mut conn, config).await;
+        let text = format!(
+            "message size {} exceeds size limit {} of server {}",
+            request.size,
+            ext.size.unwrap_or(0),
+            server.label()
+        );
+        return done(all(Status::Bounced, "5.3.4", &text), setup, started);
+    }
+
+    // The envelope, pipelined when the server allows it.
+    let mut mail = format!("MAIL FROM:<{}>", envelope.sender);
+    if ext.size.is_some() {
+        mail.push_str(&format!(" SIZE={}", request.size));
+    }
+    if ext.eight_bit && envelope.body == Some(BodyType::EightBitMime) {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    if envelope.smtputf8 {
+        mail.push_str(" SMTPUTF8");
+    }
+    if ext.dsn {
+        if let Some(ret) = envelope.ret {
+            mail.push_str(&format!(" RET={}", ret.as_str()));
+        }
+        if let Some(envid) = &envelope.envid {
+            mail.push_str(&format!(" ENVID={}", xtext::encode(envid)));
+        }
+    }
+    mail.push_str("\r\n");
+    let rcpt_lines: Vec<String> = request
+        .recipients
+        .iter()
+        .map(|&i| {
+            let r = &envelope.recipients[i];
+            let mut line = format!("RCPT TO:<{}>", r.address);
+            if ext.dsn {
+                if let Some(notify) = r.notify {
+                    line.push_str(&format!(" NOTIFY={}", notify.to_text()));
+                }
+                if let Some(orcpt) = &r.orcpt {
+                    line.push_str(&format!(" ORCPT={}", xtext::encode(orcpt)));
+                }
+            }
+            line.push_str("\r\n");
+            line
+        })
+        .collect();
+    if ext.pipelining {
+        let mut batch = mail.clone().into_bytes();
+        for line in &rcpt_lines {
+            batch.extend_from_slice(line.as_bytes());
+        }
+        batch.extend_from_slice(b"DATA\r\n");
+        if let Err(text) = conn
+            .send(&batch, config.mail_timeout, "sending MAIL FROM")
+            .await
+        {
+            return End::TryNext(failure(text, None));
+        }
+    } else if let Err(text) = conn
+        .send(mail.as_bytes(), config.mail_timeout, "sending MAIL FROM")
+        .await
+    {
+        return End::TryNext(failure(text, None));
+    }
+    match conn
+        .read(config.mail_timeout, "receiving the MAIL FROM reply")
+        .await
+    {
+        Ok(r) if r.code / 100 == 2 => {}
+        Ok(r) => {
+            let text = conn.said(&r, "MAIL FROM");
+            if r.code >= 500 {
+                quit(&mut conn, config).await;
+                let dsn = enhanced_code(r.code, r.lines.first().map(String::as_str).unwrap_or(""));
+                return done(all(Status::Bounced, &dsn, &text), setup, started);
+            }
+            return End::TryNext(failure(text, Some(&r)));
+        }
+        Err(text) => return End::TryNext(failure(text, None)),
+    }
+    let mut outcomes = Vec::new();
+    let mut accepted = Vec::new();
+    for (pos, &index) in request.recipients.iter().enumerate() {
+        if !ext.pipelining
+            && let Err(text) = conn
+                .send(
+                    rcpt_lines[pos].as_bytes(),
+                    config.rcpt_timeout,
+                    "sending RCPT TO",
+                )
+                .await
+        {
+            return End::TryNext(failure(text, None));
+        }
+        match conn
+            .read(config.rcpt_timeout, "receiving the RCPT TO reply")
+            .await
+        {
+            Ok(r) if r.code / 100 == 2 => accepted.push(index),
+            Ok(r) => {
+                let dsn = enhanced_code(r.code, r.lines.first().map(String::as_str).unwrap_or(""));
+                outcomes.push(outcome(
+                    index,
+                    Status::from_code(r.code),
+                    dsn,
+                    conn.said(&r, "RCPT TO"),
+                ));
+            }
+            Err(text) => {
+                if accepted.is_empty() && outcomes.is_empty() {
+                    return End::TryNext(failure(text, None));
+                }
+                let rest: Vec<usize> = request.recipients[pos..].to_vec();
+                outcomes.extend(
+                    rest.iter()
+                        .chain(accepted.iter())
+                        .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
+                );
+                return done(outcomes, setup, started);
+            }
+        }
+    }
+    if accepted.is_empty() {
+        if ext.pipelining {
+            let _ = conn
+                .read(config.data_init_timeout, "receiving the DATA reply")
+                .await;
+        }
+        quit(&mut conn, config).await;
+        return done(outcomes, setup, started);
+    }
+    if !ext.pipelining
+        && let Err(text) = conn
+            .send(b"DATA\r\n", config.data_init_timeout, "sending DATA")
+            .await
+    {
+        outcomes.extend(
+            accepted
+                .iter()
+                .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
+        );
+        return done(outcomes, setup, started);
+    }
+    match conn
+        .read(config.data_init_timeout, "receiving the DATA reply")
+        .await
+    {
+        Ok(r) if r.code == 354 => {}
+        Ok(r) => {
+            let dsn = enhanced_code(r.code, r.lines.first().map(String::as_str).unwrap_or(""));
+            let text = conn.said(&r, "DATA");
+            outcomes.extend(
+                accepted
+                    .iter()
+                    .map(|&i| outcome(i, Status::from_code(r.code), dsn.clone(), text.clone())),
+            );
+            quit(&mut conn, config).await;
+            return done(outcomes, setup, started);
+        }
+        Err(text) => {
+            outcomes.extend(
+                accepted
+                    .iter()
+                    .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
+            );
+            return done(outcomes, setup, started);
+        }
+    }
+    if let Err(text) = send_content(&mut conn, request, config).await {
+        outcomes.extend(
+            accepted
+                .iter()
+                .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
+        );
+        return done(outcomes, setup, started);
+    }
+    match conn
+        .read(config.data_done_timeout, "receiving the end of data reply")
+        .await
+    {
+        Ok(r) => {
+            let status = Status::from_code(r.code);
+            let dsn = enhanced_code(r.code, r.lines.first().map(String::as_str).unwrap_or(""));
+            let text = if status == Status::Sent {
+                format!("{} {}", r.code, clean(&r.lines.join(" ")))
+            } else {
+                conn.said(&r, "end of DATA")
+            };
+            outcomes.extend(
+                accepted
+                    .iter()
+                    .map(|&i| outcome(i, status, dsn.clone(), text.clone())),
+            );
+        }
+        Err(text) => {
+            outcomes.extend(
+                accepted
+                    .iter()
+                    .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
+            );
+            return done(outcomes, setup, started);
+        }
+    }
+    quit(&mut conn, config).await;
+    done(outcomes, setup, started)
+}
+
+fn done(outcomes: Vec<Outcome>, setup: Duration, started: Instant) -> End {
+    let transmission = started.elapsed().saturating_sub(setup);
+    End::Done(Report {
+        outcomes,
+        destination_failed: false,
+        setup,
+        transmission,
+    })
+}
+
+async fn hello(conn: &mut Conn<'_>, config: &SmtpConfig) -> Result<Extensions, End> {
+    let ehlo = format!("EHLO {}\r\n", config.helo_name);
+    if let Err(text) = conn
+        .send(ehlo.as_bytes(), config.helo_timeout, "sending EHLO")
+        .await
+    {
+        return Err(End::TryNext(failure(text, None)));
+    }
+    match conn
+        .read(config.helo_timeout, "receiving the EHLO reply")
+        .await
+    {
+        Ok(r) if r.code / 100 == 2 => return Ok(Extensions::parse(&r)),
+        Ok(r) if r.code == 421 => {
+            return Err(End::TryNext(failure(conn.said(&r, "EHLO"), Some(&r))));
+        }
+        Ok(_) => {}
+        Err(text) => return Err(End::TryNext(failure(text, None))),
+    }
+    let helo = format!("HELO {}\r\n", config.helo_name);
+    if let Err(text) = conn
+        .send(helo.as_bytes(), config.helo_timeout, "sending HELO")
+        .await
+    {
+        return Err(End::TryNext(failure(text, None)));
+    }
+    match conn
+        .read(config.helo_timeout, "receiving the HELO reply")
+        .await
+    {
+        Ok(r) if r.code / 100 == 2 => Ok(Extensions::default()),
+        Ok(r) => Err(End::TryNext(failure(conn.said(&r, "HELO"), Some(&r)))),
+        Err(text) => Err(End::TryNext(failure(text, None))),
+    }
+}
+
+async fn quit(conn: &mut Conn<'_>, config: &SmtpConfig) {
+    if conn
+        .send(b"QUIT\r\n", config.quit_timeout, "sending QUIT")
+        .await
+        .is_ok()
+    {
+        let _ = conn
+            .read(config.quit_timeout, "receiving the QUIT reply")
+            .await;
+    }
+}
+
+/// Streams the content from the queue file, dot-stuffed, then `.`.
+async fn send_content(
+    conn: &mut Conn<'_>,
+    request: &Request,
+    config: &SmtpConfig,
+) -> Result<(), String> {
+    let path = request.spool_path.clone();
+    let frame = tokio::task::spawn_blocking(move || {
+        crate::store::QueueFile::open(&path).map(|f| (f.content_offset, f.content_len))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot read queue file: {e}"))?;
+    let (offset, len) = frame;
+    let mut file = tokio::fs::File::open(&request.spool_path)
+        .await
+        .map_err(|e| format!("cannot read queue file: {e}"))?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut content = file.take(len);
+    let mut input = vec![0u8; 64 * 1024];
+    let mut output = Vec::with_capacity(66 * 1024);
+    let mut at_line_start = true;
+    let mut last = b'\n';
+    loop {
+        let n = content
+            .read(&mut input)
+            .await
+            .map_err(|e| format!("cannot read queue file: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        output.clear();
+        stuff(&input[..n], &mut at_line_start, &mut output);
+        last = input[n - 1];
+        send_raw(conn, &output, config.data_xfer_timeout).await?;
+    }
+    let end: &[u8] = if last == b'\n' {
+        b".\r\n"
+    } else {
+        b"\r\n.\r\n"
+    };
+    send_raw(conn, end, config.data_xfer_timeout).await
+}
+
+async fn send_raw(conn: &mut Conn<'_>, bytes: &[u8], limit: Duration) -> Result<(), String> {
+    conn.send(bytes, limit, "sending message body").await
+}
+
+/// Dot-stuffing: a line that starts with `.` gets another.
+pub fn stuff(chunk: &[u8], at_line_start: &mut bool, out: &mut Vec<u8>) {
+    for &b in chunk {
+        if *at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        *at_line_start = b == b'\n';
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stuffing_across_chunks() {
+        let mut out = Vec::new();
+        let mut start = true;
+        stuff(b".one\r\ntwo\r", &mut start, &mut out);
+        stuff(b"\n.three\r\n..", &mut start, &mut out);
+        assert_eq!(out, b"..one\r\ntwo\r\n..three\r\n...");
+    }
+
+    #[test]
+    fn extensions() {
+        let reply = Reply::multi(
+            250,
+            vec![
+                "mx".into(),
+                "PIPELINING".into(),
+                "SIZE 1000".into(),
+                "8BITMIME".into(),
+                "DSN".into(),
+            ],
+        );
+        let ext = Extensions::parse(&reply);
+        assert!(ext.pipelining && ext.eight_bit && ext.dsn && !ext.smtputf8);
+        assert_eq!(ext.size, Some(1000));
+    }
+}

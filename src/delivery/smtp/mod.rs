@@ -1,0 +1,198 @@
+//! smtp — the SMTP delivery agent (also the `relay` transport).
+//!
+//! DESCRIPTION
+//!   Finds the servers of a nexthop (`[host]:port` connects to that host;
+//!   `host` and `host:port` look the host up by A/AAAA — MX lookup is not
+//!   there yet), tries them in turn on connection failure or a 4xx session
+//!   reply, then `smtp_fallback_relay`, and runs one SMTP transaction with
+//!   the first that talks (see `client.rs`). Results are per recipient.
+//!
+//! PARAMETERS
+//!   `smtp_helo_name`, `smtp_fallback_relay`, `smtp_connect_timeout`,
+//!   `smtp_helo_timeout`, `smtp_mail_timeout`, `smtp_rcpt_timeout`,
+//!   `smtp_data_init_timeout`, `smtp_data_xfer_timeout`,
+//!   `smtp_data_done_timeout`, `smtp_quit_timeout`.
+
+mod client;
+pub mod nexthop;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{Report, Request, Status};
+use crate::config::Config;
+
+/// The slice of configuration the smtp agent reads.
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    pub helo_name: String,
+    pub fallback_relay: Vec<String>,
+    pub connect_timeout: Duration,
+    pub helo_timeout: Duration,
+    pub mail_timeout: Duration,
+    pub rcpt_timeout: Duration,
+    pub data_init_timeout: Duration,
+    pub data_xfer_timeout: Duration,
+    pub data_done_timeout: Duration,
+    pub quit_timeout: Duration,
+}
+
+impl SmtpConfig {
+    pub fn from_config(c: &Config) -> SmtpConfig {
+        SmtpConfig {
+            helo_name: c.smtp_helo_name.clone(),
+            fallback_relay: c.smtp_fallback_relay.clone(),
+            connect_timeout: c.smtp_connect_timeout,
+            helo_timeout: c.smtp_helo_timeout,
+            mail_timeout: c.smtp_mail_timeout,
+            rcpt_timeout: c.smtp_rcpt_timeout,
+            data_init_timeout: c.smtp_data_init_timeout,
+            data_xfer_timeout: c.smtp_data_xfer_timeout,
+            data_done_timeout: c.smtp_data_done_timeout,
+            quit_timeout: c.smtp_quit_timeout,
+        }
+    }
+}
+
+pub struct SmtpAgent {
+    config: SmtpConfig,
+}
+
+/// One server to try: its name and address.
+struct Server {
+    name: String,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// `name[addr]:port`, as Postfix logs a relay.
+    fn relay(&self) -> String {
+        format!("{}[{}]:{}", self.name, self.addr.ip(), self.addr.port())
+    }
+
+    fn label(&self) -> String {
+        format!("{}[{}]", self.name, self.addr.ip())
+    }
+}
+
+/// Why a server was given up on.
+struct Failure {
+    text: String,
+    dsn: String,
+    permanent: bool,
+}
+
+impl SmtpAgent {
+    pub fn new(config: SmtpConfig) -> SmtpAgent {
+        SmtpAgent { config }
+    }
+
+    pub async fn deliver(&self, request: &Request) -> Report {
+        let started = Instant::now();
+        let Some(primary) = nexthop::parse(&request.route.nexthop) else {
+            let text = format!("bad nexthop {:?}", request.route.nexthop);
+            return Report::all(request, Status::Deferred, "4.3.5", &text, "none");
+        };
+        let mut hops = vec![primary];
+        hops.extend(
+            self.config
+                .fallback_relay
+                .iter()
+                .filter_map(|f| nexthop::parse(f)),
+        );
+        let mut last = Failure {
+            text: "no server to try".into(),
+            dsn: "4.4.1".into(),
+            permanent: false,
+        };
+        for hop in hops {
+            let servers = match resolve(&hop).await {
+                Ok(servers) => servers,
+                Err(text) => {
+                    last = Failure {
+                        text,
+                        dsn: "4.4.3".into(),
+                        permanent: false,
+                    };
+                    continue;
+                }
+            };
+            for server in servers {
+                let connect = tokio::time::timeout(
+                    self.config.connect_timeout,
+                    tokio::net::TcpStream::connect(server.addr),
+                )
+                .await;
+                let stream = match connect {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        last = Failure {
+                            text: format!("connect to {}: {}", server.relay(), io_text(&e)),
+                            dsn: "4.4.1".into(),
+                            permanent: false,
+                        };
+                        continue;
+                    }
+                    Err(_) => {
+                        last = Failure {
+                            text: format!("connect to {}: Connection timed out", server.relay()),
+                            dsn: "4.4.1".into(),
+                            permanent: false,
+                        };
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                match client::transaction(stream, &server, request, &self.config, started).await {
+                    client::End::Done(mut report) => {
+                        report.setup = report.setup.min(started.elapsed());
+                        return report;
+                    }
+                    client::End::TryNext(failure) => last = failure,
+                }
+            }
+        }
+        let status = if last.permanent {
+            Status::Bounced
+        } else {
+            Status::Deferred
+        };
+        let mut report = Report::all(request, status, &last.dsn, &last.text, "none");
+        report.destination_failed = !last.permanent;
+        report.setup = started.elapsed();
+        report
+    }
+}
+
+/// The servers of a nexthop, in the order to try them.
+async fn resolve(hop: &nexthop::Nexthop) -> Result<Vec<Server>, String> {
+    let found = tokio::net::lookup_host((hop.host.as_str(), hop.port))
+        .await
+        .map_err(|_| {
+            format!(
+                "Host or domain name not found. Name service error for name={} type=A",
+                hop.host
+            )
+        })?;
+    let servers: Vec<Server> = found
+        .map(|addr| Server {
+            name: hop.host.clone(),
+            addr,
+        })
+        .collect();
+    if servers.is_empty() {
+        return Err(format!(
+            "Host or domain name not found for name={}",
+            hop.host
+        ));
+    }
+    Ok(servers)
+}
+
+fn io_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "Connection refused".into(),
+        std::io::ErrorKind::TimedOut => "Connection timed out".into(),
+        _ => e.to_string(),
+    }
+}

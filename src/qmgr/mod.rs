@@ -1,0 +1,755 @@
+//! qmgr — the queue manager.
+//!
+//! DESCRIPTION
+//!   qmgr is the only role that moves mail between queues. It takes new
+//!   mail from `incoming` into `active` (at most `qmgr_message_active_limit`
+//!   messages), resolves each pending recipient to a route through
+//!   `rewrite`, splits the recipients into delivery jobs per destination
+//!   (at most `default_destination_recipient_limit` each) and hands them to
+//!   the delivery agents through the [`scheduler`] (round robin between
+//!   destinations, slow start, dead destinations). When every job of a
+//!   message has reported, the message is removed (all recipients done),
+//!   or moved to `deferred` with exponential backoff between
+//!   `minimal_backoff_time` and `maximal_backoff_time`; failed recipients
+//!   go to `bounce` first. A message older than `maximal_queue_lifetime`
+//!   (`bounce_queue_lifetime` for the null sender) is returned.
+//!
+//! WAKE-UPS
+//!   cleanup announces new mail (coalesced; a lost wake-up is harmless); a
+//!   one-second tick promotes deferred mail that is due, and the whole
+//!   queue is rescanned every `queue_run_delay`. `hold` is never scheduled.
+//!   At start, mail left in `active` by a crash is taken up again
+//!   (at-least-once: a crash may repeat a delivery, never lose one).
+//!
+//! LOGGING
+//!   `QUEUEID: from=<sender>, size=N, nrcpt=N (queue active)`, the delivery
+//!   agents' `to=<...>, relay=..., status=...` lines, and `QUEUEID: removed`.
+
+mod log;
+pub mod scheduler;
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
+use tokio::sync::Notify;
+
+use crate::bounce::{self, BounceConfig, Failed};
+use crate::cleanup::CleanupHandle;
+use crate::config::Config;
+use crate::delivery::{Agents, Outcome, Program, Report, Request, Status};
+use crate::mail::{Envelope, QueueId};
+use crate::rewrite::Rewrite;
+use crate::store::{DsnRecord, MessageState, QueueFile, QueueName, RcptStatus, Store};
+use crate::supervisor::tree::ExitGuard;
+use crate::supervisor::{Fault, StopRole};
+use scheduler::{Job, Limits, Scheduler};
+
+/// The slice of configuration qmgr reads.
+#[derive(Clone, Debug)]
+pub struct QmgrConfig {
+    pub active_limit: usize,
+    pub recipient_limit: usize,
+    pub minimal_backoff: Duration,
+    pub maximal_backoff: Duration,
+    pub queue_run_delay: Duration,
+    pub maximal_queue_lifetime: Duration,
+    pub bounce_queue_lifetime: Duration,
+    pub limits: Limits,
+}
+
+impl QmgrConfig {
+    pub fn from_config(c: &Config) -> QmgrConfig {
+        QmgrConfig {
+            active_limit: c.qmgr_message_active_limit,
+            recipient_limit: c.default_destination_recipient_limit,
+            minimal_backoff: c.minimal_backoff_time,
+            maximal_backoff: c.maximal_backoff_time,
+            queue_run_delay: c.queue_run_delay,
+            maximal_queue_lifetime: c.maximal_queue_lifetime,
+            bounce_queue_lifetime: c.bounce_queue_lifetime,
+            limits: Limits {
+                initial: c.initial_destination_concurrency,
+                limit: c.default_destination_concurrency_limit,
+                failed_cohort_limit: c.default_destination_concurrency_failed_cohort_limit,
+                dead_time: c.minimal_backoff_time.min(c.queue_run_delay),
+            },
+        }
+    }
+
+    /// The wait before attempt number `attempts + 1`.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempts.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.minimal_backoff
+            .saturating_mul(factor)
+            .min(self.maximal_backoff)
+            .max(self.minimal_backoff)
+    }
+}
+
+/// How cleanup announces new mail: IDs kept outside the actor, so a qmgr
+/// restart loses none, and a notification to wake it.
+#[derive(Clone, Default)]
+pub struct Arrivals {
+    ids: Arc<Mutex<Vec<QueueId>>>,
+    notify: Arc<Notify>,
+}
+
+impl Arrivals {
+    pub fn announce(&self, id: QueueId) {
+        if let Ok(mut ids) = self.ids.lock() {
+            ids.push(id);
+        }
+        self.notify.notify_one();
+    }
+
+    fn drain(&self) -> Vec<QueueId> {
+        self.ids
+            .lock()
+            .map(|mut ids| std::mem::take(&mut *ids))
+            .unwrap_or_default()
+    }
+}
+
+/// What qmgr works with.
+pub struct QmgrDeps {
+    pub config: QmgrConfig,
+    pub store: Arc<Store>,
+    pub rewrite: Arc<Rewrite>,
+    pub agents: Arc<Agents>,
+    pub cleanup: CleanupHandle,
+    pub bounce: BounceConfig,
+    pub arrivals: Arrivals,
+}
+
+/// A message in the active queue.
+struct ActiveMessage {
+    state: MessageState,
+    envelope: Arc<Envelope>,
+    /// Jobs not yet reported.
+    outstanding: usize,
+    active_at: SystemTime,
+    /// Recipients that failed for good in this round, to report.
+    bounced_now: Vec<usize>,
+}
+
+pub struct Qmgr {
+    deps: Arc<QmgrDeps>,
+    guard: ExitGuard,
+    incoming: VecDeque<QueueId>,
+    /// Every message qmgr is responsible for: incoming, loading, active, deferred, finishing.
+    known: HashSet<QueueId>,
+    deferred: BTreeSet<(i64, QueueId)>,
+    active: HashMap<QueueId, ActiveMessage>,
+    loading: usize,
+    scheduler: Scheduler,
+    last_scan: Option<Instant>,
+    scanning: bool,
+}
+
+impl Qmgr {
+    pub fn new(deps: Arc<QmgrDeps>, guard: ExitGuard) -> Qmgr {
+        let scheduler = Scheduler::new(deps.config.limits);
+        Qmgr {
+            deps,
+            guard,
+            incoming: VecDeque::new(),
+            known: HashSet::new(),
+            deferred: BTreeSet::new(),
+            active: HashMap::new(),
+            loading: 0,
+            scheduler,
+            last_scan: None,
+            scanning: false,
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn since(secs: i64, at: SystemTime) -> Duration {
+    let then = SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64);
+    at.duration_since(then).unwrap_or_default()
+}
+
+impl Actor for Qmgr {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.tick(ctx));
+        let addr = ctx.address();
+        let notify = self.deps.arrivals.notify.clone();
+        tokio::spawn(async move {
+            loop {
+                notify.notified().await;
+                if addr.try_send(Wake).is_err() && !addr.connected() {
+                    break;
+                }
+            }
+        });
+        self.scan(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.guard.normal();
+    }
+}
+
+/// New mail was announced.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;
+
+/// Try all deferred mail now (`postqueue -f`).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Flush;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Scanned(Vec<crate::store::Entry>);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Loaded(QueueId, Result<(MessageState, Envelope), String>);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Delivered {
+    job: Job,
+    program: Program,
+    report: Report,
+    started: SystemTime,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Finished {
+    id: QueueId,
+    next_attempt: Option<i64>,
+}
+
+impl Qmgr {
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = now_secs();
+        while let Some(&(when, _)) = self.deferred.first() {
+            if when > now {
+                break;
+            }
+            if let Some((_, id)) = self.deferred.pop_first() {
+                self.incoming.push_back(id);
+            }
+        }
+        if self
+            .last_scan
+            .is_none_or(|t| t.elapsed() >= self.deps.config.queue_run_delay)
+        {
+            self.scan(ctx);
+        }
+        self.take_arrivals();
+        self.activate(ctx);
+    }
+
+    fn take_arrivals(&mut self) {
+        for id in self.deps.arrivals.drain() {
+            if self.known.insert(id.clone()) {
+                self.incoming.push_back(id);
+            }
+        }
+    }
+
+    fn scan(&mut self, ctx: &mut Context<Self>) {
+        if self.scanning {
+            return;
+        }
+        self.scanning = true;
+        let store = self.deps.store.clone();
+        let addr = ctx.address();
+        tokio::spawn(async move {
+            match tokio::task::spawn_blocking(move || store.list()).await {
+                Ok(Ok(entries)) => addr.do_send(Scanned(entries)),
+                Ok(Err(e)) => {
+                    tracing::warn!("queue scan: {e}");
+                    addr.do_send(Scanned(Vec::new()));
+                }
+                Err(e) => {
+                    tracing::warn!("queue scan: {e}");
+                    addr.do_send(Scanned(Vec::new()));
+                }
+            }
+        });
+    }
+
+    fn activate(&mut self, ctx: &mut Context<Self>) {
+        while self.active.len() + self.loading < self.deps.config.active_limit {
+            let Some(id) = self.incoming.pop_front() else {
+                break;
+            };
+            self.loading += 1;
+            let store = self.deps.store.clone();
+            let addr = ctx.address();
+            tokio::spawn(async move {
+                let key = id.clone();
+                let loaded = tokio::task::spawn_blocking(move || {
+                    let state = store.get(&key).map_err(|e| e.to_string())?;
+                    let file =
+                        QueueFile::open(&store.spool_path(&key)).map_err(|e| e.to_string())?;
+                    Ok((state, file.envelope))
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                addr.do_send(Loaded(id, loaded));
+            });
+        }
+    }
+
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        while let Some(job) = self.scheduler.next(now) {
+            let Some(message) = self.active.get(&job.queue_id) else {
+                self.scheduler.done(&job.route, true, "", now);
+                continue;
+            };
+            let request = Request {
+                queue_id: job.queue_id.clone(),
+                spool_path: self.deps.store.spool_path(&job.queue_id),
+                route: job.route.clone(),
+                envelope: message.envelope.clone(),
+                recipients: job.recipients.clone(),
+                size: message.state.size,
+            };
+            let deps = self.deps.clone();
+            let addr = ctx.address();
+            tokio::spawn(async move {
+                let started = SystemTime::now();
+                let (program, report) = deps.agents.deliver(&request).await;
+                addr.do_send(Delivered {
+                    job,
+                    program,
+                    report,
+                    started,
+                });
+            });
+        }
+    }
+
+    /// Applies one recipient's outcome to its message and logs it.
+    fn record(
+        &mut self,
+        id: &QueueId,
+        outcome: &Outcome,
+        program: Program,
+        started: SystemTime,
+        report: &Report,
+    ) {
+        let Some(message) = self.active.get_mut(id) else {
+            return;
+        };
+        let Some(rcpt) = message.state.recipients.get_mut(outcome.index) else {
+            return;
+        };
+        let dsn = DsnRecord {
+            status: outcome.dsn.clone(),
+            diagnostic: outcome.text.clone(),
+            remote_mta: outcome.remote_mta.clone(),
+        };
+        match outcome.status {
+            Status::Sent => {
+                rcpt.status = RcptStatus::Sent;
+                rcpt.delay_reason = None;
+            }
+            Status::Deferred => rcpt.delay_reason = Some(outcome.text.clone()),
+            Status::Bounced => {
+                rcpt.status = RcptStatus::Bounced;
+                message.bounced_now.push(outcome.index);
+            }
+        }
+        rcpt.dsn = Some(dsn);
+        let now = SystemTime::now();
+        let arrival = message.state.arrival_time;
+        let orig = message
+            .envelope
+            .recipients
+            .get(outcome.index)
+            .and_then(|r| r.orcpt.as_deref())
+            .and_then(|o| o.split_once(';'))
+            .map(|(_, a)| a);
+        let line = log::Line {
+            queue_id: id.as_str(),
+            to: &rcpt.address,
+            orig_to: orig.filter(|o| !o.eq_ignore_ascii_case(&rcpt.address)),
+            relay: &outcome.relay,
+            delay: since(arrival, now),
+            delays: [
+                since(arrival, message.active_at),
+                started
+                    .duration_since(message.active_at)
+                    .unwrap_or_default(),
+                report.setup,
+                report.transmission,
+            ],
+            dsn: &outcome.dsn,
+            status: outcome.status.word(),
+            text: &outcome.text,
+        };
+        line.log(program);
+    }
+
+    /// Defers every recipient of a job that could not be attempted.
+    fn defer_job(&mut self, job: &Job, reason: &str, ctx: &mut Context<Self>) {
+        let Some(message) = self.active.get(&job.queue_id) else {
+            return;
+        };
+        let request = Request {
+            queue_id: job.queue_id.clone(),
+            spool_path: self.deps.store.spool_path(&job.queue_id),
+            route: job.route.clone(),
+            envelope: message.envelope.clone(),
+            recipients: job.recipients.clone(),
+            size: message.state.size,
+        };
+        let report = Report::all(&request, Status::Deferred, "4.4.1", reason, "none");
+        let started = SystemTime::now();
+        for outcome in &report.outcomes {
+            self.record(&job.queue_id, outcome, Program::Qmgr, started, &report);
+        }
+        self.job_done(&job.queue_id, ctx);
+    }
+
+    fn job_done(&mut self, id: &QueueId, ctx: &mut Context<Self>) {
+        let Some(message) = self.active.get_mut(id) else {
+            return;
+        };
+        message.outstanding = message.outstanding.saturating_sub(1);
+        if message.outstanding == 0
+            && let Some(message) = self.active.remove(id)
+        {
+            self.finish(id.clone(), message, ctx);
+        }
+    }
+
+    /// All jobs of a message reported: bounce, then defer or remove.
+    fn finish(&mut self, id: QueueId, mut message: ActiveMessage, ctx: &mut Context<Self>) {
+        let config = &self.deps.config;
+        let now = SystemTime::now();
+        let lifetime = if message.envelope.sender.is_null() {
+            config.bounce_queue_lifetime
+        } else {
+            config.maximal_queue_lifetime
+        };
+        let pending: Vec<usize> = (0..message.state.recipients.len())
+            .filter(|&i| message.state.recipients[i].status == RcptStatus::Pending)
+            .collect();
+        let expired = !pending.is_empty() && since(message.state.arrival_time, now) >= lifetime;
+        if expired {
+            for &i in &pending {
+                let rcpt = &mut message.state.recipients[i];
+                rcpt.status = RcptStatus::Bounced;
+                let reason = rcpt
+                    .delay_reason
+                    .clone()
+                    .unwrap_or_else(|| "message expired".into());
+                let dsn = rcpt.dsn.clone().unwrap_or(DsnRecord {
+                    status: "4.4.7".into(),
+                    diagnostic: reason.clone(),
+                    remote_mta: None,
+                });
+                let line = log::Line {
+                    queue_id: id.as_str(),
+                    to: &rcpt.address,
+                    orig_to: None,
+                    relay: "none",
+                    delay: since(message.state.arrival_time, now),
+                    delays: [
+                        since(message.state.arrival_time, message.active_at),
+                        Duration::ZERO,
+                        Duration::ZERO,
+                        Duration::ZERO,
+                    ],
+                    dsn: &dsn.status,
+                    status: "expired, returned to sender",
+                    text: &reason,
+                };
+                line.log(Program::Qmgr);
+                rcpt.dsn = Some(dsn);
+                message.bounced_now.push(i);
+            }
+        }
+        let remaining = !expired && !pending.is_empty();
+        let mut state = message.state.clone();
+        let next_attempt = remaining.then(|| {
+            state.attempts += 1;
+            state.queue = QueueName::Deferred;
+            let next = now_secs() + config.backoff(state.attempts).as_secs() as i64;
+            state.next_attempt = next;
+            next
+        });
+        let failed: Vec<Failed> = message
+            .bounced_now
+            .iter()
+            .filter_map(|&i| {
+                let recipient = message.envelope.recipients.get(i)?.clone();
+                let dsn = state.recipients.get(i)?.dsn.clone()?;
+                Some(Failed { recipient, dsn })
+            })
+            .collect();
+        let deps = self.deps.clone();
+        let envelope = message.envelope.clone();
+        let addr = ctx.address();
+        tokio::spawn(async move {
+            if !failed.is_empty() {
+                if envelope.sender.is_null() {
+                    tracing::info!(target: "bounce", "{id}: undeliverable mail with the null sender discarded after failure; no report");
+                } else if let Err(e) = bounce::notify(
+                    &deps.bounce,
+                    &deps.cleanup,
+                    &envelope,
+                    deps.store.spool_path(&id),
+                    failed,
+                )
+                .await
+                {
+                    tracing::warn!(target: "bounce", "{id}: non-delivery notification failed: {e}");
+                }
+            }
+            let store = deps.store.clone();
+            let key = id.clone();
+            let persisted = tokio::task::spawn_blocking(move || {
+                if next_attempt.is_some() {
+                    store.put(&key, &state)
+                } else {
+                    store.remove(&key)
+                }
+            })
+            .await;
+            match persisted {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("{id}: updating the queue: {e}"),
+                Err(e) => tracing::error!("{id}: updating the queue: {e}"),
+            }
+            addr.do_send(Finished { id, next_attempt });
+        });
+    }
+}
+
+impl Handler<Wake> for Qmgr {
+    type Result = ();
+    fn handle(&mut self, _msg: Wake, ctx: &mut Context<Self>) {
+        self.take_arrivals();
+        self.activate(ctx);
+    }
+}
+
+impl Handler<Flush> for Qmgr {
+    type Result = usize;
+    fn handle(&mut self, _msg: Flush, ctx: &mut Context<Self>) -> usize {
+        let due: Vec<(i64, QueueId)> = std::mem::take(&mut self.deferred).into_iter().collect();
+        let count = due.len();
+        self.incoming.extend(due.into_iter().map(|(_, id)| id));
+        self.activate(ctx);
+        count
+    }
+}
+
+impl Handler<Scanned> for Qmgr {
+    type Result = ();
+    fn handle(&mut self, msg: Scanned, ctx: &mut Context<Self>) {
+        self.scanning = false;
+        self.last_scan = Some(Instant::now());
+        for entry in msg.0 {
+            if self.known.contains(&entry.queue_id) {
+                continue;
+            }
+            match entry.state.queue {
+                QueueName::Incoming | QueueName::Active => {
+                    self.known.insert(entry.queue_id.clone());
+                    self.incoming.push_back(entry.queue_id);
+                }
+                QueueName::Deferred => {
+                    self.known.insert(entry.queue_id.clone());
+                    self.deferred
+                        .insert((entry.state.next_attempt, entry.queue_id));
+                }
+                QueueName::Hold | QueueName::Corrupt => {}
+            }
+        }
+        self.tick(ctx);
+    }
+}
+
+impl Handler<Loaded> for Qmgr {
+    type Result = ();
+    fn handle(&mut self, msg: Loaded, ctx: &mut Context<Self>) {
+        self.loading = self.loading.saturating_sub(1);
+        let Loaded(id, loaded) = msg;
+        let (mut state, envelope) = match loaded {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!("{id}: cannot open the message: {e}");
+                self.known.remove(&id);
+                return;
+            }
+        };
+        if matches!(state.queue, QueueName::Hold | QueueName::Corrupt) {
+            self.known.remove(&id);
+            return;
+        }
+        state.queue = QueueName::Active;
+        let total = state.recipients.len();
+        tracing::info!(
+            "{id}: from=<{}>, size={}, nrcpt={total} (queue active)",
+            state.sender,
+            state.size
+        );
+        let store = self.deps.store.clone();
+        let (key, persisted) = (id.clone(), state.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.put(&key, &persisted) {
+                tracing::error!("{key}: updating the queue: {e}");
+            }
+        });
+        let mut routes: Vec<(crate::rewrite::Route, Vec<usize>)> = Vec::new();
+        for (i, rcpt) in state.recipients.iter().enumerate() {
+            if rcpt.status != RcptStatus::Pending {
+                continue;
+            }
+            let Some(recipient) = envelope.recipients.get(i) else {
+                continue;
+            };
+            let route = self
+                .deps
+                .rewrite
+                .resolve(&self.deps.rewrite.canonical(&recipient.address));
+            match routes.iter_mut().find(|(r, _)| *r == route) {
+                Some((_, list)) => list.push(i),
+                None => routes.push((route, vec![i])),
+            }
+        }
+        let mut jobs = Vec::new();
+        for (route, list) in routes {
+            for chunk in list.chunks(self.deps.config.recipient_limit.max(1)) {
+                jobs.push(Job {
+                    queue_id: id.clone(),
+                    route: route.clone(),
+                    recipients: chunk.to_vec(),
+                });
+            }
+        }
+        let message = ActiveMessage {
+            state,
+            envelope: Arc::new(envelope),
+            outstanding: jobs.len(),
+            active_at: SystemTime::now(),
+            bounced_now: Vec::new(),
+        };
+        self.active.insert(id.clone(), message);
+        if jobs.is_empty() {
+            if let Some(message) = self.active.remove(&id) {
+                self.finish(id, message, ctx);
+            }
+            return;
+        }
+        let now = Instant::now();
+        for job in jobs {
+            if let Err((job, reason)) = self.scheduler.push(job, now) {
+                self.defer_job(&job, &reason, ctx);
+            }
+        }
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<Delivered> for Qmgr {
+    type Result = ();
+    fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
+        let Delivered {
+            job,
+            program,
+            report,
+            started,
+        } = msg;
+        let reason = report
+            .outcomes
+            .first()
+            .map(|o| o.text.clone())
+            .unwrap_or_default();
+        let suspended = self.scheduler.done(
+            &job.route,
+            !report.destination_failed,
+            &reason,
+            Instant::now(),
+        );
+        for outcome in &report.outcomes {
+            self.record(&job.queue_id, outcome, program, started, &report);
+        }
+        self.job_done(&job.queue_id, ctx);
+        let text = format!("delivery temporarily suspended: {reason}");
+        for waiting in suspended {
+            self.defer_job(&waiting, &text, ctx);
+        }
+        self.dispatch(ctx);
+        self.activate(ctx);
+    }
+}
+
+impl Handler<Finished> for Qmgr {
+    type Result = ();
+    fn handle(&mut self, msg: Finished, ctx: &mut Context<Self>) {
+        match msg.next_attempt {
+            Some(next) => {
+                self.deferred.insert((next, msg.id));
+            }
+            None => {
+                tracing::info!("{}: removed", msg.id);
+                self.known.remove(&msg.id);
+            }
+        }
+        self.activate(ctx);
+    }
+}
+
+impl Handler<StopRole> for Qmgr {
+    type Result = ();
+    fn handle(&mut self, _msg: StopRole, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Fault> for Qmgr {
+    type Result = ();
+    fn handle(&mut self, _msg: Fault, _ctx: &mut Context<Self>) {
+        panic!("fault injected into qmgr");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_bounds() {
+        let config = QmgrConfig {
+            active_limit: 1,
+            recipient_limit: 1,
+            minimal_backoff: Duration::from_secs(300),
+            maximal_backoff: Duration::from_secs(4000),
+            queue_run_delay: Duration::from_secs(300),
+            maximal_queue_lifetime: Duration::from_secs(1),
+            bounce_queue_lifetime: Duration::from_secs(1),
+            limits: Limits {
+                initial: 1,
+                limit: 1,
+                failed_cohort_limit: 1,
+                dead_time: Duration::from_secs(1),
+            },
+        };
+        let waits: Vec<u64> = (1..=6).map(|a| config.backoff(a).as_secs()).collect();
+        assert_eq!(waits, vec![300, 600, 1200, 2400, 4000, 4000]);
+        assert_eq!(config.backoff(200).as_secs(), 4000);
+    }
+}

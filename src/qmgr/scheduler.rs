@@ -1,0 +1,246 @@
+//! Per-destination scheduling: one queue of delivery jobs per (transport,
+//! nexthop), served round robin so that a slow destination cannot starve
+//! the others; a concurrency window per destination that starts at
+//! `initial_destination_concurrency` and grows by one per success up to
+//! `default_destination_concurrency_limit` (Postfix's slow start), shrinks
+//! on failure; and dead-destination detection: after
+//! `default_destination_concurrency_failed_cohort_limit` failed sessions in
+//! a row the destination is suspended and its waiting jobs deferred.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::mail::QueueId;
+use crate::rewrite::Route;
+
+/// Some recipients of one message for one destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub queue_id: QueueId,
+    pub route: Route,
+    pub recipients: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct Destination {
+    jobs: VecDeque<Job>,
+    active: usize,
+    window: usize,
+    failed_cohorts: u32,
+    dead: Option<(Instant, String)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub initial: usize,
+    pub limit: usize,
+    pub failed_cohort_limit: u32,
+    /// How long a dead destination stays suspended.
+    pub dead_time: Duration,
+}
+
+#[derive(Debug)]
+pub struct Scheduler {
+    limits: Limits,
+    destinations: HashMap<Route, Destination>,
+    ring: VecDeque<Route>,
+}
+
+impl Scheduler {
+    pub fn new(limits: Limits) -> Scheduler {
+        Scheduler {
+            limits,
+            destinations: HashMap::new(),
+            ring: VecDeque::new(),
+        }
+    }
+
+    /// Queues a job; a job for a dead destination comes back with the reason.
+    pub fn push(&mut self, job: Job, now: Instant) -> Result<(), (Job, String)> {
+        let initial = self.limits.initial.min(self.limits.limit);
+        let dest = self
+            .destinations
+            .entry(job.route.clone())
+            .or_insert_with(|| Destination {
+                jobs: VecDeque::new(),
+                active: 0,
+                window: initial,
+                failed_cohorts: 0,
+                dead: None,
+            });
+        match &dest.dead {
+            Some((until, reason)) if *until > now => {
+                return Err((job, format!("delivery temporarily suspended: {reason}")));
+            }
+            Some(_) => {
+                dest.dead = None;
+                dest.failed_cohorts = 0;
+            }
+            None => {}
+        }
+        if dest.jobs.is_empty() && !self.ring.contains(&job.route) {
+            self.ring.push_back(job.route.clone());
+        }
+        dest.jobs.push_back(job);
+        Ok(())
+    }
+
+    /// The next job to start, taking destinations in turn.
+    pub fn next(&mut self, now: Instant) -> Option<Job> {
+        for _ in 0..self.ring.len() {
+            let route = self.ring.pop_front()?;
+            let Some(dest) = self.destinations.get_mut(&route) else {
+                continue;
+            };
+            if dest.jobs.is_empty() {
+                continue;
+            }
+            let alive = dest.dead.as_ref().is_none_or(|(until, _)| *until <= now);
+            if alive && dest.active < dest.window {
+                let job = dest.jobs.pop_front();
+                dest.active += 1;
+                if !dest.jobs.is_empty() {
+                    self.ring.push_back(route);
+                }
+                return job;
+            }
+            self.ring.push_back(route);
+        }
+        None
+    }
+
+    /// A job ended. `reached` says whether a server of the destination
+    /// took part (the session worked, whatever the recipients' fate).
+    /// Returns the waiting jobs to defer when the destination just died.
+    pub fn done(&mut self, route: &Route, reached: bool, reason: &str, now: Instant) -> Vec<Job> {
+        let limits = self.limits;
+        let Some(dest) = self.destinations.get_mut(route) else {
+            return Vec::new();
+        };
+        dest.active = dest.active.saturating_sub(1);
+        let mut deferred = Vec::new();
+        if reached {
+            dest.failed_cohorts = 0;
+            dest.window = (dest.window + 1).min(limits.limit);
+        } else {
+            dest.failed_cohorts += 1;
+            dest.window = dest.window.saturating_sub(1).max(1);
+            if dest.failed_cohorts >= limits.failed_cohort_limit {
+                dest.dead = Some((now + limits.dead_time, reason.to_string()));
+                deferred.extend(dest.jobs.drain(..));
+            }
+        }
+        if dest.jobs.is_empty() && dest.active == 0 && dest.dead.is_none() {
+            self.destinations.remove(route);
+        }
+        deferred
+    }
+
+    /// Jobs waiting or running, for tests and status.
+    pub fn load(&self) -> (usize, usize) {
+        self.destinations
+            .values()
+            .fold((0, 0), |(w, a), d| (w + d.jobs.len(), a + d.active))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(n: &str) -> Route {
+        Route {
+            transport: "smtp".into(),
+            nexthop: n.into(),
+        }
+    }
+
+    fn job(i: usize, n: &str) -> Job {
+        Job {
+            queue_id: QueueId::generate(),
+            route: route(n),
+            recipients: vec![i],
+        }
+    }
+
+    fn limits(initial: usize, limit: usize) -> Limits {
+        Limits {
+            initial,
+            limit,
+            failed_cohort_limit: 1,
+            dead_time: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn round_robin_between_destinations() {
+        let mut s = Scheduler::new(limits(10, 10));
+        let now = Instant::now();
+        for i in 0..3 {
+            s.push(job(i, "slow.example"), now).unwrap();
+        }
+        s.push(job(9, "fast.example"), now).unwrap();
+        let order: Vec<String> = std::iter::from_fn(|| s.next(now))
+            .map(|j| j.route.nexthop)
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                "slow.example",
+                "fast.example",
+                "slow.example",
+                "slow.example"
+            ]
+        );
+    }
+
+    #[test]
+    fn slow_start_window() {
+        let mut s = Scheduler::new(limits(2, 4));
+        let now = Instant::now();
+        for i in 0..10 {
+            s.push(job(i, "d.example"), now).unwrap();
+        }
+        assert!(s.next(now).is_some() && s.next(now).is_some());
+        assert!(s.next(now).is_none(), "window of 2");
+        s.done(&route("d.example"), true, "", now);
+        assert!(
+            s.next(now).is_some() && s.next(now).is_some(),
+            "window grew to 3, one slot was freed"
+        );
+        assert!(s.next(now).is_none());
+        assert_eq!(s.load(), (6, 3));
+    }
+
+    #[test]
+    fn dead_destination_defers_its_jobs() {
+        let mut s = Scheduler::new(limits(1, 5));
+        let now = Instant::now();
+        for i in 0..3 {
+            s.push(job(i, "down.example"), now).unwrap();
+        }
+        s.push(job(7, "up.example"), now).unwrap();
+        let first = s.next(now).unwrap();
+        assert_eq!(first.route, route("down.example"));
+        let deferred = s.done(
+            &first.route,
+            false,
+            "connect to down.example: Connection refused",
+            now,
+        );
+        assert_eq!(deferred.len(), 2);
+        let err = s.push(job(4, "down.example"), now).unwrap_err();
+        assert!(
+            err.1
+                .contains("delivery temporarily suspended: connect to down.example"),
+            "{}",
+            err.1
+        );
+        assert_eq!(s.next(now).unwrap().route, route("up.example"));
+        assert!(
+            s.push(job(5, "down.example"), now + Duration::from_secs(61))
+                .is_ok(),
+            "alive again after dead_time"
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! Delivery: qmgr, the smtp agent against fake next hops, retries with
+//! backoff, bounces with a DSN, lifetime expiry, fallback relays, splitting
+//! per destination, and restarts in the middle of a delivery.
+
+use std::process::Command;
+
+use crate::common::{Postern, ids, merge, wait_for};
+use crate::peer::{Behaviour, Peer, by_local_part};
+
+/// Routes every non-local domain to `peer` with short retry times.
+fn relay_to(peer: &Peer, extra: &str) -> Postern {
+    let relayhost = format!("\"{}\"", peer.nexthop());
+    let defaults = [
+        ("default_transport", "\"smtp\""),
+        ("relay_transport", "\"smtp\""),
+        ("relayhost", relayhost.as_str()),
+        ("minimal_backoff_time", "\"1s\""),
+        ("maximal_backoff_time", "\"2s\""),
+        ("queue_run_delay", "\"1s\""),
+    ];
+    Postern::start(&merge(&defaults, extra))
+}
+
+const BODY: &str = "Subject: relay me\r\nFrom: a@client.example\r\n\r\nline one\r\n.starts with a dot\r\n\r\nlast line\r\n";
+
+#[test]
+fn a_message_reaches_the_next_hop_byte_exact() {
+    let peer = Peer::start(Behaviour::default());
+    let p = relay_to(&peer, "");
+    let id = p.send(
+        "a@client.example",
+        &["x@remote.example", "y@remote.example"],
+        BODY,
+    );
+    let got = peer.wait_messages(1);
+    assert!(
+        got[0].mail_from.starts_with("<a@client.example> SIZE="),
+        "{}",
+        got[0].mail_from
+    );
+    assert_eq!(
+        got[0].rcpts,
+        vec!["<x@remote.example>", "<y@remote.example>"]
+    );
+    let text = got[0].text();
+    let (added, original) = text
+        .split_once("\r\nSubject: relay me")
+        .expect("the original headers");
+    assert!(
+        added.starts_with("Received: from client.test.example (unknown [127.0.0.1])"),
+        "{added}"
+    );
+    assert!(
+        original.ends_with("\r\n\r\nline one\r\n.starts with a dot\r\n\r\nlast line\r\n"),
+        "{original:?}"
+    );
+    p.wait_empty();
+    let line = p.wait_log(&format!("{id}: to=<x@remote.example>"));
+    assert!(
+        line.contains(&format!("postern/smtp[{}]", p.pid())),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("relay=127.0.0.1[127.0.0.1]:{}", peer.addr.port())),
+        "{line}"
+    );
+    assert!(
+        line.contains("dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as PEER1)"),
+        "{line}"
+    );
+    assert!(
+        line.contains(", delay=") && line.contains(", delays="),
+        "{line}"
+    );
+    p.wait_log(&format!("{id}: from=<a@client.example>, size="));
+    p.wait_log(&format!("{id}: removed"));
+}
+
+#[test]
+fn refusals_per_recipient_defer_and_bounce() {
+    let peer = Peer::start(Behaviour {
+        rcpt: by_local_part(),
+        ..Behaviour::default()
+    });
+    let p = relay_to(
+        &peer,
+        "minimal_backoff_time = \"1h\"\nmaximal_backoff_time = \"1h\"",
+    );
+    let id = p.send(
+        "sender@client.example",
+        &[
+            "ok@remote.example",
+            "temp@remote.example",
+            "perm@remote.example",
+        ],
+        BODY,
+    );
+    // ok is delivered; the bounce for perm goes back to the sender through the same peer.
+    let got = peer.wait_messages(2);
+    let original = got
+        .iter()
+        .find(|m| m.mail_from.starts_with("<a@") || m.mail_from.starts_with("<sender@"))
+        .expect("the original");
+    assert_eq!(original.rcpts, vec!["<ok@remote.example>"]);
+    let dsn = got
+        .iter()
+        .find(|m| m.mail_from.starts_with("<>"))
+        .expect("a bounce with the null sender");
+    assert_eq!(dsn.rcpts, vec!["<sender@client.example>"]);
+    let report = parse_dsn(&dsn.text());
+    assert!(report.contains("content-type=multipart/report"), "{report}");
+    assert!(report.contains("report-type=delivery-status"), "{report}");
+    assert!(
+        report.contains("Final-Recipient=rfc822; perm@remote.example"),
+        "{report}"
+    );
+    assert!(report.contains("Action=failed"), "{report}");
+    assert!(report.contains("Status=5.1.1"), "{report}");
+    assert!(
+        report.contains("Diagnostic-Code=smtp; 550 5.1.1 no such user here"),
+        "{report}"
+    );
+    assert!(report.contains("returned-subject=relay me"), "{report}");
+    assert!(
+        !report.contains("temp@remote.example") && !report.contains("ok@remote.example"),
+        "{report}"
+    );
+    // temp stays, deferred, with its reason in the queue listing.
+    let deferred = p.wait_queue(&id, "deferred");
+    let rcpts = deferred["recipients"].as_array().unwrap();
+    assert_eq!(rcpts.len(), 1);
+    assert_eq!(rcpts[0]["address"], "temp@remote.example");
+    assert!(
+        rcpts[0]["delay_reason"]
+            .as_str()
+            .unwrap()
+            .contains("said: 451 4.2.0 try again later (in reply to RCPT TO command)")
+    );
+    let bounced = p.wait_log(&format!("{id}: to=<perm@remote.example>"));
+    assert!(bounced.contains("dsn=5.1.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 550 5.1.1 no such user here (in reply to RCPT TO command))"), "{bounced}");
+    assert!(
+        p.wait_log(&format!("{id}: to=<temp@remote.example>"))
+            .contains("status=deferred")
+    );
+    p.wait_log(&format!("{id}: sender non-delivery notification: "));
+}
+
+/// Parses a DSN with Python's email package and prints what a reader sees.
+fn parse_dsn(text: &str) -> String {
+    let script = r#"
+import email, sys
+from email import policy
+msg = email.message_from_string(sys.stdin.read(), policy=policy.default)
+print("content-type=" + msg.get_content_type())
+print("report-type=" + msg.get_param("report-type"))
+for part in msg.walk():
+    ct = part.get_content_type()
+    if ct == "message/delivery-status":
+        for block in part.get_payload():
+            for k, v in block.items():
+                print(k + "=" + str(v))
+    if ct == "message/rfc822":
+        inner = part.get_payload()[0]
+        print("returned-subject=" + str(inner["Subject"]))
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the DSN does not parse");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_deferred_message_is_retried_and_delivered() {
+    let peer = Peer::start(Behaviour {
+        rcpt: std::sync::Arc::new(|_| (451, "4.3.2 not now".into())),
+        ..Behaviour::default()
+    });
+    let p = relay_to(&peer, "");
+    let id = p.send("a@client.example", &["later@remote.example"], BODY);
+    p.wait_queue(&id, "deferred");
+    peer.set(|b| b.rcpt = std::sync::Arc::new(|_| (250, "2.1.5 Ok".into())));
+    let got = peer.wait_messages(1);
+    assert_eq!(got[0].rcpts, vec!["<later@remote.example>"]);
+    p.wait_empty();
+    assert!(
+        p.log()
+            .contains(&format!("{id}: to=<later@remote.example>, relay=127.0.0.1"))
+    );
+}
+
+#[test]
+fn postqueue_flush_retries_now() {
+    let peer = Peer::start(Behaviour {
+        rcpt: std::sync::Arc::new(|_| (451, "4.3.2 not now".into())),
+        ..Behaviour::default()
+    });
+    let p = relay_to(
+        &peer,
+        "minimal_backoff_time = \"1h\"\nmaximal_backoff_time = \"1h\"\nqueue_run_delay = \"1h\"",
+    );
+    let id = p.send("a@client.example", &["later@remote.example"], BODY);
+    p.wait_queue(&id, "deferred");
+    peer.set(|b| b.rcpt = std::sync::Arc::new(|_| (250, "2.1.5 Ok".into())));
+    let out = p.run(&["postqueue", "-f"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    peer.wait_messages(1);
+    p.wait_empty();
+}
+
+#[test]
+fn lifetime_expiry_returns_the_message() {
+    let peer = Peer::start(Behaviour {
+        rcpt: by_local_part(),
+        ..Behaviour::default()
+    });
+    let p = relay_to(&peer, "maximal_queue_lifetime = \"2s\"");
+    let id = p.send("sender@client.example", &["temp@remote.example"], BODY);
+    let got = peer.wait_messages(1);
+    assert_eq!(got[0].mail_from.split(' ').next(), Some("<>"));
+    let report = parse_dsn(&got[0].text());
+    assert!(
+        report.contains("Final-Recipient=rfc822; temp@remote.example")
+            && report.contains("Action=failed"),
+        "{report}"
+    );
+    assert!(report.contains("Status=4.2.0"), "{report}");
+    let line = p.wait_log(&format!("{id}: to=<temp@remote.example>, relay=none"));
+    assert!(
+        line.contains("status=expired, returned to sender"),
+        "{line}"
+    );
+    p.wait_log(&format!("{id}: removed"));
+}
+
+#[test]
+fn the_fallback_relay_is_tried_when_the_first_hop_is_down() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap();
+    drop(closed);
+    let peer = Peer::start(Behaviour::default());
+    let p = Postern::start(&format!(
+        "default_transport = \"smtp\"\nrelayhost = \"[127.0.0.1]:{}\"\nsmtp_fallback_relay = \"{}\"",
+        dead.port(),
+        peer.nexthop()
+    ));
+    let id = p.send("a@client.example", &["x@remote.example"], BODY);
+    peer.wait_messages(1);
+    p.wait_empty();
+    assert!(p.log().contains(&format!(
+        "{id}: to=<x@remote.example>, relay=127.0.0.1[127.0.0.1]:{}",
+        peer.addr.port()
+    )));
+}
+
+#[test]
+fn a_dead_destination_defers_with_the_reason() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap();
+    drop(closed);
+    let p = Postern::start(&format!(
+        "default_transport = \"smtp\"\nrelayhost = \"[127.0.0.1]:{}\"",
+        dead.port()
+    ));
+    let id = p.send("a@client.example", &["x@remote.example"], BODY);
+    let m = p.wait_queue(&id, "deferred");
+    let reason = m["recipients"][0]["delay_reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        reason,
+        format!(
+            "connect to 127.0.0.1[127.0.0.1]:{}: Connection refused",
+            dead.port()
+        )
+    );
+}
+
+#[test]
+fn recipients_are_split_per_destination() {
+    let (a, b, c) = (
+        Peer::start(Behaviour::default()),
+        Peer::start(Behaviour::default()),
+        Peer::start(Behaviour::default()),
+    );
+    let p = Postern::start(&format!(
+        "transport_maps = \"inline:{{ a.example=smtp:{}, b.example=smtp:{}, c.example=smtp:{} }}\"",
+        a.nexthop(),
+        b.nexthop(),
+        c.nexthop()
+    ));
+    let mut rcpts = Vec::new();
+    for i in 0..60 {
+        rcpts.push(format!("u{i}@a.example"));
+    }
+    for i in 0..30 {
+        rcpts.push(format!("u{i}@b.example"));
+    }
+    for i in 0..10 {
+        rcpts.push(format!("u{i}@c.example"));
+    }
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let id = p.send("a@client.example", &refs, BODY);
+    let at_a = a.wait_messages(2);
+    let at_b = b.wait_messages(1);
+    let at_c = c.wait_messages(1);
+    assert_eq!(at_a.iter().map(|m| m.rcpts.len()).sum::<usize>(), 60);
+    assert!(
+        at_a.iter().all(|m| m.rcpts.len() <= 50),
+        "default_destination_recipient_limit holds"
+    );
+    assert_eq!(at_b[0].rcpts.len(), 30);
+    assert_eq!(at_c[0].rcpts.len(), 10);
+    assert!(
+        at_a.iter()
+            .flat_map(|m| &m.rcpts)
+            .all(|r| r.ends_with("@a.example>"))
+    );
+    p.wait_empty();
+    assert_eq!(ids(&p.queue()), Vec::<String>::new());
+    p.wait_log(&format!("{id}: removed"));
+}
+
+#[test]
+fn discard_and_error_transports() {
+    let p = Postern::start(
+        "transport_maps = \"inline:{ gone.example=discard:, bad.example=error:5.1.1 mailbox unavailable, slow.example=error:4.7.1 not today }\"",
+    );
+    let id = p.send(
+        "",
+        &["u@gone.example", "u@bad.example", "u@slow.example"],
+        BODY,
+    );
+    let discarded = p.wait_log(&format!("{id}: to=<u@gone.example>"));
+    assert!(
+        discarded.contains("postern/discard[") && discarded.contains("status=sent (discarded)"),
+        "{discarded}"
+    );
+    let bounced = p.wait_log(&format!("{id}: to=<u@bad.example>"));
+    assert!(
+        bounced.contains("postern/error[")
+            && bounced.contains("dsn=5.1.1, status=bounced (mailbox unavailable)"),
+        "{bounced}"
+    );
+    let deferred = p.wait_queue(&id, "deferred");
+    assert_eq!(deferred["recipients"][0]["address"], "u@slow.example");
+    p.wait_log(&format!(
+        "{id}: undeliverable mail with the null sender discarded"
+    ));
+}
+
+#[test]
+fn a_crash_during_delivery_loses_nothing() {
+    let peer = Peer::start(Behaviour {
+        stall_after_data: true,
+        ..Behaviour::default()
+    });
+    let mut p = relay_to(&peer, "");
+    let id = p.send("a@client.example", &["x@remote.example"], BODY);
+    wait_for("the delivery to be in progress", || {
+        (peer.sessions() > 0).then_some(())
+    });
+    p.kill9();
+    peer.set(|b| b.stall_after_data = false);
+    p.spawn();
+    let got = peer.wait_messages(1);
+    assert_eq!(got[0].rcpts, vec!["<x@remote.example>"]);
+    p.wait_empty();
+    p.wait_log(&format!("{id}: removed"));
+}

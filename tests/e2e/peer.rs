@@ -1,0 +1,238 @@
+//! A fake next hop: an SMTP server on 127.0.0.1:0 that records what it
+//! receives and answers as the test tells it — per recipient, at the end
+//! of data, or by stalling or dropping the connection.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::common::wait_for;
+
+/// One message as the peer received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpts: Vec<String>,
+    /// The content, dot-unstuffed, CRLF line ends.
+    pub data: Vec<u8>,
+}
+
+impl Received {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+}
+
+/// The reply to a RCPT TO for an address: (code, text).
+pub type RcptRule = Arc<dyn Fn(&str) -> (u16, String) + Send + Sync>;
+
+pub struct Behaviour {
+    pub ehlo_extensions: Vec<String>,
+    pub rcpt: RcptRule,
+    /// The reply after the end of data.
+    pub data_end: (u16, String),
+    /// Never answer the end of data.
+    pub stall_after_data: bool,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            ehlo_extensions: vec![
+                "PIPELINING".into(),
+                "SIZE 100000000".into(),
+                "8BITMIME".into(),
+                "DSN".into(),
+                "SMTPUTF8".into(),
+            ],
+            rcpt: Arc::new(|_| (250, "2.1.5 Ok".into())),
+            data_end: (250, "2.0.0 Ok: queued as PEER1".into()),
+            stall_after_data: false,
+        }
+    }
+}
+
+/// Answers by the local part: `temp...` gets 451, `perm...` gets 550.
+pub fn by_local_part() -> RcptRule {
+    Arc::new(|rcpt: &str| {
+        let local = rcpt.trim_start_matches('<').split('@').next().unwrap_or("");
+        if local.starts_with("temp") {
+            (451, "4.2.0 try again later".into())
+        } else if local.starts_with("perm") {
+            (550, "5.1.1 no such user here".into())
+        } else {
+            (250, "2.1.5 Ok".into())
+        }
+    })
+}
+
+pub struct Peer {
+    pub addr: SocketAddr,
+    behaviour: Arc<Mutex<Behaviour>>,
+    received: Arc<Mutex<Vec<Received>>>,
+    sessions: Arc<Mutex<usize>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Peer {
+    pub fn start(behaviour: Behaviour) -> Peer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = Peer {
+            addr,
+            behaviour: Arc::new(Mutex::new(behaviour)),
+            received: Arc::default(),
+            sessions: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (behaviour, received, sessions, stop) = (
+            peer.behaviour.clone(),
+            peer.received.clone(),
+            peer.sessions.clone(),
+            peer.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                *sessions.lock().unwrap() += 1;
+                let (behaviour, received) = (behaviour.clone(), received.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &behaviour, &received);
+                });
+            }
+        });
+        peer
+    }
+
+    /// `[127.0.0.1]:port`, a nexthop that names this peer.
+    pub fn nexthop(&self) -> String {
+        format!("[127.0.0.1]:{}", self.addr.port())
+    }
+
+    pub fn set(&self, change: impl FnOnce(&mut Behaviour)) {
+        change(&mut self.behaviour.lock().unwrap());
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn sessions(&self) -> usize {
+        *self.sessions.lock().unwrap()
+    }
+
+    /// Waits until at least `n` messages arrived.
+    pub fn wait_messages(&self, n: usize) -> Vec<Received> {
+        wait_for(&format!("{n} message(s) at the peer"), || {
+            let got = self.received();
+            (got.len() >= n).then_some(got)
+        })
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    behaviour: &Mutex<Behaviour>,
+    received: &Mutex<Vec<Received>>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut out = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    out.write_all(b"220 peer.test ESMTP fake\r\n")?;
+    let mut mail_from = String::new();
+    let mut rcpts = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let upper = line.to_ascii_uppercase();
+        let reply = if upper.starts_with("EHLO") {
+            let ext = behaviour.lock().unwrap().ehlo_extensions.clone();
+            let mut lines = vec!["peer.test".to_string()];
+            lines.extend(ext);
+            let last = lines.len() - 1;
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| format!("250{}{l}\r\n", if i == last { ' ' } else { '-' }))
+                .collect()
+        } else if upper.starts_with("HELO") {
+            "250 peer.test\r\n".to_string()
+        } else if upper.starts_with("MAIL FROM:") {
+            mail_from = line[10..].trim().to_string();
+            rcpts.clear();
+            "250 2.1.0 Ok\r\n".to_string()
+        } else if upper.starts_with("RCPT TO:") {
+            let arg = line[8..].trim().to_string();
+            let address = arg
+                .split(' ')
+                .next()
+                .unwrap_or("")
+                .trim_matches(|c| c == '<' || c == '>')
+                .to_string();
+            let rule = behaviour.lock().unwrap().rcpt.clone();
+            let (code, text) = rule(&address);
+            if code / 100 == 2 {
+                rcpts.push(arg);
+            }
+            format!("{code} {text}\r\n")
+        } else if upper.starts_with("DATA") {
+            if rcpts.is_empty() {
+                "554 5.5.1 Error: no valid recipients\r\n".to_string()
+            } else {
+                out.write_all(b"354 go ahead\r\n")?;
+                let mut data = Vec::new();
+                loop {
+                    let mut l = Vec::new();
+                    if reader.read_until(b'\n', &mut l)? == 0 {
+                        return Ok(());
+                    }
+                    if l == b".\r\n" {
+                        break;
+                    }
+                    if l.starts_with(b"..") {
+                        l.remove(0);
+                    }
+                    data.extend_from_slice(&l);
+                }
+                let (stall, (code, text)) = {
+                    let b = behaviour.lock().unwrap();
+                    (b.stall_after_data, b.data_end.clone())
+                };
+                if stall {
+                    std::thread::sleep(Duration::from_secs(60));
+                    return Ok(());
+                }
+                if code / 100 == 2 {
+                    received.lock().unwrap().push(Received {
+                        mail_from: mail_from.clone(),
+                        rcpts: rcpts.clone(),
+                        data,
+                    });
+                }
+                format!("{code} {text}\r\n")
+            }
+        } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
+            "250 2.0.0 Ok\r\n".to_string()
+        } else if upper.starts_with("QUIT") {
+            out.write_all(b"221 2.0.0 Bye\r\n")?;
+            return Ok(());
+        } else {
+            "502 5.5.2 Error: command not recognized\r\n".to_string()
+        };
+        out.write_all(reply.as_bytes())?;
+    }
+}
