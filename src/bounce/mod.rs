@@ -9,7 +9,11 @@
 //!   and the original message (or only its headers with `RET=HDRS`), cut at
 //!   `bounce_size_limit`. The report goes through cleanup with the null
 //!   sender, so it is queued, logged and delivered like any message.
-//!   A message with the null sender gets no report (no bounce loops).
+//!   The same machinery sends delay warnings (`delay_warning_time`) and
+//!   success notices (`NOTIFY=SUCCESS`, when the next hop did not take the
+//!   request over). A failure of a message with the null sender (a bounce
+//!   that bounced) is reported to the postmaster with the sender
+//!   `double-bounce@$myorigin`; a failure of that notice is only logged.
 //!
 //! LOGGING
 //!   `QUEUEID: sender non-delivery notification: NEWID`.
@@ -27,6 +31,7 @@ use crate::store::DsnRecord;
 #[derive(Clone, Debug)]
 pub struct BounceConfig {
     pub myhostname: String,
+    pub myorigin: String,
     pub mail_name: String,
     pub bounce_size_limit: usize,
 }
@@ -35,17 +40,64 @@ impl BounceConfig {
     pub fn from_config(c: &Config) -> BounceConfig {
         BounceConfig {
             myhostname: c.myhostname.clone(),
+            myorigin: c.myorigin.clone(),
             mail_name: c.mail_name.clone(),
             bounce_size_limit: c.bounce_size_limit,
         }
     }
 }
 
-/// One recipient that failed.
+/// Which notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Non-delivery: `Action: failed`.
+    Failure,
+    /// Still being retried after `delay_warning_time`: `Action: delayed`.
+    Delay,
+    /// `NOTIFY=SUCCESS` honoured: `Action: delivered` or `relayed`.
+    Success,
+}
+
+impl Kind {
+    fn subject(self) -> &'static str {
+        match self {
+            Kind::Failure => "Undelivered Mail Returned to Sender",
+            Kind::Delay => "Delayed Mail (still being retried)",
+            Kind::Success => "Successful Mail Delivery Report",
+        }
+    }
+
+    fn lead(self) -> &'static str {
+        match self {
+            Kind::Failure => {
+                "I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients. It's attached below.\r\n"
+            }
+            Kind::Delay => {
+                "Your message could not be delivered for some time. It will be\r\nretried until it is too old; you need not send it again.\r\n"
+            }
+            Kind::Success => {
+                "Your message was successfully delivered to the destination(s)\r\nlisted below.\r\n"
+            }
+        }
+    }
+
+    /// The word `QUEUEID: sender ... notification` logs.
+    fn log_word(self) -> &'static str {
+        match self {
+            Kind::Failure => "non-delivery",
+            Kind::Delay => "delay",
+            Kind::Success => "delivery status",
+        }
+    }
+}
+
+/// One recipient to report on.
 #[derive(Clone, Debug)]
 pub struct Failed {
     pub recipient: Recipient,
     pub dsn: DsnRecord,
+    /// For success notices: handed to another MTA (`relayed`) or not (`delivered`).
+    pub relayed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +134,7 @@ pub fn original(
 /// Builds the report's content (cleanup adds Received, Date and Message-Id).
 pub fn report(
     cfg: &BounceConfig,
+    kind: Kind,
     envelope: &Envelope,
     failed: &[Failed],
     original: &[u8],
@@ -104,8 +157,13 @@ pub fn report(
         "From: MAILER-DAEMON@{} (Mail Delivery System)\r\n",
         cfg.myhostname
     ));
-    m.push_str(&format!("To: {}\r\n", envelope.sender));
-    m.push_str("Subject: Undelivered Mail Returned to Sender\r\n");
+    let to = if envelope.sender.is_null() {
+        format!("postmaster@{}", cfg.myorigin)
+    } else {
+        envelope.sender.to_string()
+    };
+    m.push_str(&format!("To: {to}\r\n"));
+    m.push_str(&format!("Subject: {}\r\n", kind.subject()));
     m.push_str("Auto-Submitted: auto-replied\r\n");
     m.push_str("MIME-Version: 1.0\r\n");
     m.push_str(&format!("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n"));
@@ -116,7 +174,8 @@ pub fn report(
         "This is the mail system at host {}.\r\n\r\n",
         cfg.myhostname
     ));
-    m.push_str("I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients. It's attached below.\r\n\r\n");
+    m.push_str(kind.lead());
+    m.push_str("\r\n");
     m.push_str("For further assistance, please send mail to postmaster.\r\n\r\n");
     m.push_str(&format!(
         "                   The {} program\r\n\r\n",
@@ -145,15 +204,26 @@ pub fn report(
             f.recipient.address
         ));
         if let Some(orcpt) = &f.recipient.orcpt {
-            let (kind, addr) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
+            let (addr_type, addr) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
             m.push_str(&format!(
                 "Original-Recipient: {}; {}\r\n",
-                kind.trim(),
+                addr_type.trim(),
                 addr.trim()
             ));
         }
-        m.push_str("Action: failed\r\n");
-        m.push_str(&format!("Status: {}\r\n", failure_status(&f.dsn.status)));
+        let action = match kind {
+            Kind::Failure => "failed",
+            Kind::Delay => "delayed",
+            Kind::Success if f.relayed => "relayed",
+            Kind::Success => "delivered",
+        };
+        m.push_str(&format!("Action: {action}\r\n"));
+        let status = if kind == Kind::Failure {
+            failure_status(&f.dsn.status)
+        } else {
+            f.dsn.status.clone()
+        };
+        m.push_str(&format!("Status: {status}\r\n"));
         if let Some(mta) = &f.dsn.remote_mta {
             m.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
         }
@@ -198,20 +268,54 @@ fn diagnostic_code(dsn: &DsnRecord) -> String {
     }
 }
 
-/// Sends a non-delivery report for `failed` recipients of the message in
-/// `spool_path` to its sender. Returns the report's queue ID, or `None`
-/// when the sender is null.
+/// Sends a notification of `kind` about `failed` recipients of the message
+/// in `spool_path`. Returns the notification's queue ID, or `None` when
+/// there is nobody to tell.
 pub async fn notify(
     cfg: &BounceConfig,
+    kind: Kind,
     cleanup: &CleanupHandle,
     envelope: &Envelope,
     spool_path: std::path::PathBuf,
     failed: Vec<Failed>,
 ) -> Result<Option<QueueId>, BounceError> {
-    if envelope.sender.is_null() || failed.is_empty() {
+    if failed.is_empty() {
         return Ok(None);
     }
-    let ret = envelope.ret;
+    // Who hears of it: the sender; for a bounce that bounced (null
+    // sender), the postmaster; for a failed postmaster notice, nobody.
+    let double_bounce = format!("double-bounce@{}", cfg.myorigin);
+    let (sender, to, what) = if envelope
+        .sender
+        .to_string()
+        .eq_ignore_ascii_case(&double_bounce)
+    {
+        tracing::info!(
+            "{}: undeliverable postmaster notification discarded",
+            envelope.queue_id
+        );
+        return Ok(None);
+    } else if envelope.sender.is_null() {
+        if kind != Kind::Failure {
+            return Ok(None);
+        }
+        let postmaster = Address {
+            local: "postmaster".into(),
+            domain: Some(cfg.myorigin.clone()),
+        };
+        let sender = Address {
+            local: "double-bounce".into(),
+            domain: Some(cfg.myorigin.clone()),
+        };
+        (sender, postmaster, "postmaster")
+    } else {
+        (Address::null(), envelope.sender.clone(), "sender")
+    };
+    let ret = if kind == Kind::Failure {
+        envelope.ret
+    } else {
+        Some(Ret::Headers)
+    };
     let limit = cfg.bounce_size_limit;
     let (content, headers_only) = tokio::task::spawn_blocking(move || {
         let mut file = crate::store::QueueFile::open(&spool_path).map_err(|e| e.to_string())?;
@@ -222,13 +326,21 @@ pub async fn notify(
     .map_err(|e| BounceError::Original(e.to_string()))?
     .map_err(BounceError::Original)?;
     let new_id = QueueId::generate();
-    let body = report(cfg, envelope, &failed, &content, headers_only, &new_id);
+    let body = report(
+        cfg,
+        kind,
+        envelope,
+        &failed,
+        &content,
+        headers_only,
+        &new_id,
+    );
     let bounce_envelope = Envelope {
         queue_id: new_id.clone(),
         arrival_time: chrono::Utc::now().timestamp(),
-        sender: Address::null(),
+        sender,
         recipients: vec![Recipient {
-            address: envelope.sender.clone(),
+            address: to,
             notify: None,
             orcpt: None,
         }],
@@ -247,8 +359,9 @@ pub async fn notify(
     message.write(&body).await.map_err(CleanupError::Write)?;
     let id = cleanup.commit(message).await?;
     tracing::info!(
-        "{}: sender non-delivery notification: {id}",
-        envelope.queue_id
+        "{}: {what} {} notification: {id}",
+        envelope.queue_id,
+        kind.log_word()
     );
     Ok(Some(id))
 }
@@ -280,6 +393,7 @@ mod tests {
     fn report_has_the_three_parts() {
         let cfg = BounceConfig {
             myhostname: "mx.example".into(),
+            myorigin: "mx.example".into(),
             mail_name: "Postern".into(),
             bounce_size_limit: 50000,
         };
@@ -290,10 +404,12 @@ mod tests {
                 diagnostic: "host dest.example[192.0.2.9] said: 550 5.1.1 no such user (in reply to RCPT TO command)".into(),
                 remote_mta: Some("dest.example".into()),
             },
+            relayed: false,
         }];
         let id = QueueId::generate();
         let text = String::from_utf8(report(
             &cfg,
+            Kind::Failure,
             &envelope(),
             &failed,
             b"Subject: hi\r\n\r\nbody\r\n",

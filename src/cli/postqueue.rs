@@ -218,6 +218,7 @@ mod tests {
                     .collect(),
                 attempts: 0,
                 next_attempt: 0,
+                warned: false,
             },
         }
     }

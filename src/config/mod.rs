@@ -313,6 +313,8 @@ pub struct Config {
     /// Queue lifetimes of ordinary mail and of bounces.
     pub maximal_queue_lifetime: Duration,
     pub bounce_queue_lifetime: Duration,
+    /// When to warn senders of delayed mail; zero: never.
+    pub delay_warning_time: Duration,
     /// Original content returned in a bounce, at most.
     pub bounce_size_limit: usize,
     /// The SMTP client's EHLO name and fallback relays.
@@ -434,6 +436,7 @@ impl Config {
             maximal_queue_lifetime: get(s, "maximal_queue_lifetime", values::duration)?,
             bounce_queue_lifetime: get(s, "bounce_queue_lifetime", values::duration)?,
             bounce_size_limit: get(s, "bounce_size_limit", values::number)?,
+            delay_warning_time: get(s, "delay_warning_time", values::duration)?,
             smtp_helo_name: get(s, "smtp_helo_name", text)?,
             smtp_fallback_relay: get(s, "smtp_fallback_relay", |v| Ok(values::list(v)))?,
             smtp_connect_timeout: get(s, "smtp_connect_timeout", values::duration)?,

@@ -38,6 +38,7 @@ params! {
     "default_destination_recipient_limit" = Text("50"), "Maximum recipients per delivery request.";
     "default_process_limit" = Text("100"), "Maximum number of concurrent SMTP sessions.";
     "default_transport" = Text("smtp"), "Transport for the default address class (transport:nexthop).";
+    "delay_warning_time" = Text("0h"), "Warn the sender when mail is queued this long (0h: never).";
     "header_size_limit" = Text("102400"), "Maximum bytes of a message header section; the rest is treated as body.";
     "initial_destination_concurrency" = Text("5"), "Parallel deliveries to a destination before slow start raises the limit.";
     "local_transport" = Text("local:$myhostname"), "Transport for domains in mydestination.";

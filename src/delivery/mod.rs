@@ -69,6 +69,8 @@ pub struct Outcome {
     pub relay: String,
     /// The server that answered, for the DSN's Remote-MTA.
     pub remote_mta: Option<String>,
+    /// The next hop took the DSN request (NOTIFY) over: success is its to report.
+    pub dsn_passed: bool,
 }
 
 /// The result of one request.
@@ -97,6 +99,7 @@ impl Report {
                 text: text.to_string(),
                 relay: relay.to_string(),
                 remote_mta: None,
+                dsn_passed: false,
             })
             .collect();
         Report {

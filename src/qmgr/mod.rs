@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
 use tokio::sync::Notify;
 
-use crate::bounce::{self, BounceConfig, Failed};
+use crate::bounce::{self, BounceConfig, Failed, Kind};
 use crate::cleanup::CleanupHandle;
 use crate::config::Config;
 use crate::delivery::{Agents, Outcome, Program, Report, Request, Status};
@@ -56,6 +56,8 @@ pub struct QmgrConfig {
     pub queue_run_delay: Duration,
     pub maximal_queue_lifetime: Duration,
     pub bounce_queue_lifetime: Duration,
+    /// Warn the sender once mail is this old and still queued; zero: never.
+    pub delay_warning: Duration,
     pub limits: Limits,
 }
 
@@ -69,6 +71,7 @@ impl QmgrConfig {
             queue_run_delay: c.queue_run_delay,
             maximal_queue_lifetime: c.maximal_queue_lifetime,
             bounce_queue_lifetime: c.bounce_queue_lifetime,
+            delay_warning: c.delay_warning_time,
             limits: Limits {
                 initial: c.initial_destination_concurrency,
                 limit: c.default_destination_concurrency_limit,
@@ -134,6 +137,9 @@ struct ActiveMessage {
     active_at: SystemTime,
     /// Recipients that failed for good in this round, to report.
     bounced_now: Vec<usize>,
+    /// Recipients delivered in this round whose next hop did not take the
+    /// DSN request over, and whether they were relayed.
+    succeeded_now: Vec<(usize, bool)>,
 }
 
 pub struct Qmgr {
@@ -362,6 +368,11 @@ impl Qmgr {
             Status::Sent => {
                 rcpt.status = RcptStatus::Sent;
                 rcpt.delay_reason = None;
+                if !outcome.dsn_passed {
+                    message
+                        .succeeded_now
+                        .push((outcome.index, program == Program::Smtp));
+                }
             }
             Status::Deferred => rcpt.delay_reason = Some(outcome.text.clone()),
             Status::Bounced => {
@@ -489,32 +500,60 @@ impl Qmgr {
             state.next_attempt = next;
             next
         });
+        let notice = |i: usize, relayed: bool| {
+            let recipient = message.envelope.recipients.get(i)?.clone();
+            let dsn = state.recipients.get(i)?.dsn.clone()?;
+            Some(Failed {
+                recipient,
+                dsn,
+                relayed,
+            })
+        };
+        let wants = |i: usize, pick: fn(&crate::mail::Notify) -> bool, default: bool| {
+            message
+                .envelope
+                .recipients
+                .get(i)
+                .map(|r| r.notify.map_or(default, |n| !n.never && pick(&n)))
+                .unwrap_or(false)
+        };
+        let mut notices: Vec<(Kind, Vec<Failed>)> = Vec::new();
         let failed: Vec<Failed> = message
             .bounced_now
             .iter()
-            .filter_map(|&i| {
-                let recipient = message.envelope.recipients.get(i)?.clone();
-                let dsn = state.recipients.get(i)?.dsn.clone()?;
-                Some(Failed { recipient, dsn })
-            })
+            .filter(|&&i| wants(i, |n| n.failure, true))
+            .filter_map(|&i| notice(i, false))
             .collect();
+        notices.push((Kind::Failure, failed));
+        let delivered: Vec<Failed> = message
+            .succeeded_now
+            .iter()
+            .filter(|(i, _)| wants(*i, |n| n.success, false))
+            .filter_map(|&(i, relayed)| notice(i, relayed))
+            .collect();
+        notices.push((Kind::Success, delivered));
+        let warn_due = !config.delay_warning.is_zero()
+            && !state.warned
+            && since(state.arrival_time, now) >= config.delay_warning;
+        if remaining && warn_due {
+            state.warned = true;
+            let delayed: Vec<Failed> = pending
+                .iter()
+                .filter(|&&i| wants(i, |n| n.delay, true))
+                .filter_map(|&i| notice(i, false))
+                .collect();
+            notices.push((Kind::Delay, delayed));
+        }
         let deps = self.deps.clone();
         let envelope = message.envelope.clone();
         let addr = ctx.address();
         tokio::spawn(async move {
-            if !failed.is_empty() {
-                if envelope.sender.is_null() {
-                    tracing::info!(target: "bounce", "{id}: undeliverable mail with the null sender discarded after failure; no report");
-                } else if let Err(e) = bounce::notify(
-                    &deps.bounce,
-                    &deps.cleanup,
-                    &envelope,
-                    deps.store.spool_path(&id),
-                    failed,
-                )
-                .await
+            for (kind, list) in notices {
+                let spool = deps.store.spool_path(&id);
+                if let Err(e) =
+                    bounce::notify(&deps.bounce, kind, &deps.cleanup, &envelope, spool, list).await
                 {
-                    tracing::warn!(target: "bounce", "{id}: non-delivery notification failed: {e}");
+                    tracing::warn!(target: "bounce", "{id}: notification failed: {e}");
                 }
             }
             let store = deps.store.clone();
@@ -646,6 +685,7 @@ impl Handler<Loaded> for Qmgr {
             outstanding: jobs.len(),
             active_at: SystemTime::now(),
             bounced_now: Vec::new(),
+            succeeded_now: Vec::new(),
         };
         self.active.insert(id.clone(), message);
         if jobs.is_empty() {
@@ -741,6 +781,7 @@ mod tests {
             queue_run_delay: Duration::from_secs(300),
             maximal_queue_lifetime: Duration::from_secs(1),
             bounce_queue_lifetime: Duration::from_secs(1),
+            delay_warning: Duration::ZERO,
             limits: Limits {
                 initial: 1,
                 limit: 1,

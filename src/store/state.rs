@@ -91,6 +91,9 @@ pub struct MessageState {
     /// Not to be tried before this time (seconds since the epoch).
     #[serde(default)]
     pub next_attempt: i64,
+    /// A delay warning was sent.
+    #[serde(default)]
+    pub warned: bool,
 }
 
 impl MessageState {
@@ -108,6 +111,7 @@ impl MessageState {
                 .collect(),
             attempts: 0,
             next_attempt: 0,
+            warned: false,
         }
     }
 }

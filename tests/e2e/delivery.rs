@@ -355,9 +355,7 @@ fn discard_and_error_transports() {
     );
     let deferred = p.wait_queue(&id, "deferred");
     assert_eq!(deferred["recipients"][0]["address"], "u@slow.example");
-    p.wait_log(&format!(
-        "{id}: undeliverable mail with the null sender discarded"
-    ));
+    p.wait_log(&format!("{id}: postmaster non-delivery notification: "));
 }
 
 #[test]
@@ -378,4 +376,90 @@ fn a_crash_during_delivery_loses_nothing() {
     assert_eq!(got[0].rcpts, vec!["<x@remote.example>"]);
     p.wait_empty();
     p.wait_log(&format!("{id}: removed"));
+}
+
+#[test]
+fn notify_never_suppresses_the_bounce_and_success_is_reported() {
+    let peer = Peer::start(Behaviour {
+        rcpt: by_local_part(),
+        ehlo_extensions: vec!["PIPELINING".into(), "8BITMIME".into()],
+        ..Behaviour::default()
+    });
+    let p = relay_to(&peer, "");
+    let mut s = p.session();
+    s.cmd("MAIL FROM:<sender@client.example> RET=HDRS", 250);
+    s.cmd("RCPT TO:<perm-quiet@remote.example> NOTIFY=NEVER", 250);
+    s.cmd("RCPT TO:<happy@remote.example> NOTIFY=SUCCESS", 250);
+    s.cmd("DATA", 354);
+    s.send_raw(b"Subject: notify\r\n\r\nbody\r\n.\r\n");
+    let id = crate::common::queued_id(&s.expect_reply(250));
+    // The message to happy, then a success notice; no bounce for perm-quiet.
+    let got = peer.wait_messages(2);
+    let notices: Vec<_> = got
+        .iter()
+        .filter(|m| m.mail_from.starts_with("<>"))
+        .collect();
+    assert_eq!(notices.len(), 1, "exactly one notification");
+    let report = parse_dsn(&notices[0].text());
+    assert!(
+        report.contains("Final-Recipient=rfc822; happy@remote.example")
+            && report.contains("Action=relayed"),
+        "{report}"
+    );
+    assert!(!report.contains("perm-quiet"), "{report}");
+    p.wait_log(&format!("{id}: sender delivery status notification: "));
+    p.wait_empty();
+}
+
+#[test]
+fn a_bounce_that_bounces_goes_to_the_postmaster_once() {
+    let peer = Peer::start(Behaviour {
+        rcpt: by_local_part(),
+        ..Behaviour::default()
+    });
+    let p = relay_to(&peer, "");
+    let id = p.send("", &["perm@remote.example"], BODY);
+    let line = p.wait_log(&format!("{id}: postmaster non-delivery notification: "));
+    let notice = line.rsplit(' ').next().unwrap().to_string();
+    // The notice is for the local postmaster (local delivery waits in deferred).
+    let queued = p.wait_queue(&notice, "deferred");
+    assert_eq!(queued["sender"], "double-bounce@mx.test.example");
+    assert_eq!(
+        queued["recipients"][0]["address"],
+        "postmaster@mx.test.example"
+    );
+    assert!(peer.received().is_empty(), "nothing went back out");
+}
+
+#[test]
+fn a_delay_warning_is_sent_once() {
+    let peer = Peer::start(Behaviour {
+        rcpt: by_local_part(),
+        ..Behaviour::default()
+    });
+    let p = relay_to(&peer, "delay_warning_time = \"1s\"");
+    let id = p.send("sender@client.example", &["temp@remote.example"], BODY);
+    let got = peer.wait_messages(1);
+    let report = parse_dsn(&got[0].text());
+    assert!(
+        report.contains("Action=delayed")
+            && report.contains("Final-Recipient=rfc822; temp@remote.example"),
+        "{report}"
+    );
+    p.wait_log(&format!("{id}: sender delay notification: "));
+    // Later attempts do not warn again.
+    wait_for("two more attempts", || {
+        (p.log()
+            .matches(&format!("{id}: to=<temp@remote.example>"))
+            .count()
+            >= 3)
+            .then_some(())
+    });
+    assert_eq!(
+        p.log()
+            .matches(&format!("{id}: sender delay notification"))
+            .count(),
+        1
+    );
+    assert_eq!(peer.received().len(), 1);
 }

@@ -172,6 +172,7 @@ pub async fn transaction(
         text,
         relay: relay.clone(),
         remote_mta: Some(server.name.clone()),
+        dsn_passed: ext.dsn,
     };
     let all = |status: Status, dsn: &str, text: &str| -> Vec<Outcome> {
         request
