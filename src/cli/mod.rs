@@ -5,6 +5,7 @@ pub mod check;
 pub mod postcat;
 pub mod postconf;
 pub mod postqueue;
+pub mod postsuper;
 pub mod queue;
 pub mod start;
 pub mod status;
@@ -17,7 +18,7 @@ use anyhow::Context as _;
 use crate::config::{Config, Settings};
 
 /// The names the binary answers to through a link.
-const LINK_NAMES: &[&str] = &["mailq", "postqueue", "postcat", "postconf"];
+const LINK_NAMES: &[&str] = &["mailq", "postqueue", "postcat", "postconf", "postsuper"];
 
 const USAGE: &str = "usage: postern COMMAND [ARGS]
 
@@ -28,7 +29,8 @@ commands:
   check       validate the configuration without binding ports
   postconf    show parameters (-n non-default, -d defaults, NAME...)
   mailq       list the queue (= postqueue -p)
-  postqueue   -p list the queue, -j list it as JSON lines
+  postqueue   -p list the queue, -j as JSON lines, -f flush, -i ID, -s SITE
+  postsuper   -d delete, -h hold, -H release, -r requeue (ID, ALL or -)
   postcat     -q ID: show a queued message
 
 every command takes -c DIR for the configuration directory";
@@ -65,6 +67,7 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
         "mailq" => postqueue::mailq(rest),
         "postqueue" => postqueue::run(rest),
         "postcat" => postcat::run(rest),
+        "postsuper" => postsuper::run(rest),
         "help" | "--help" => {
             println!("{USAGE}");
             Ok(0)

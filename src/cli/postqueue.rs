@@ -28,6 +28,12 @@ struct Args {
     /// Flush: try all deferred mail now.
     #[arg(short = 'f')]
     flush: bool,
+    /// Try the deferred message with this queue ID now.
+    #[arg(short = 'i')]
+    queue_id: Option<String>,
+    /// Try deferred mail for this site (domain) now.
+    #[arg(short = 's')]
+    site: Option<String>,
 }
 
 #[derive(clap::Parser)]
@@ -43,18 +49,33 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         Ok(args) => args,
         Err(code) => return Ok(code),
     };
-    if [args.print, args.json, args.flush]
-        .iter()
-        .filter(|f| **f)
-        .count()
-        != 1
-    {
-        eprintln!("postqueue: usage: postqueue -c config_dir -p | -j | -f");
+    let chosen = [
+        args.print,
+        args.json,
+        args.flush,
+        args.queue_id.is_some(),
+        args.site.is_some(),
+    ];
+    if chosen.iter().filter(|f| **f).count() != 1 {
+        eprintln!("postqueue: usage: postqueue -c config_dir -p | -j | -f | -i queue_id | -s site");
         return Ok(2);
     }
     let (_, config) = super::load_config(args.config_dir.as_deref())?;
-    if args.flush {
-        return match client::request(&config.queue_directory, &Request::Flush) {
+    if let Some(id) = &args.queue_id {
+        crate::mail::QueueId::parse(id)?;
+    }
+    let flush = if args.flush {
+        Some(Request::Flush)
+    } else if args.queue_id.is_some() || args.site.is_some() {
+        Some(Request::FlushSome {
+            queue_id: args.queue_id.clone(),
+            site: args.site.clone(),
+        })
+    } else {
+        None
+    };
+    if let Some(request) = flush {
+        return match client::request(&config.queue_directory, &request) {
             Ok(Response::Flushed { .. }) => Ok(0),
             Ok(Response::Error { message }) => bail!("{message}"),
             Ok(other) => bail!("unexpected answer: {other:?}"),

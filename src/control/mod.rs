@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::store::{Entry, MessageState};
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
+#[serde(tag = "request", rename_all = "lowercase")]
 pub enum Request {
     /// Is the instance up, and where does it listen?
     Status,
@@ -26,6 +26,17 @@ pub enum Request {
     Show { queue_id: String },
     /// Try all deferred mail now (`postqueue -f`).
     Flush,
+    /// Try deferred mail now: one message (`postqueue -i`) or a site's (`-s`).
+    FlushSome {
+        queue_id: Option<String>,
+        site: Option<String>,
+    },
+    /// `postsuper`: `ids` may hold `ALL`; `queues` limits `ALL` (empty: every queue).
+    Admin {
+        op: crate::store::AdminOp,
+        ids: Vec<String>,
+        queues: Vec<String>,
+    },
     /// Make a role panic (only with `POSTERN_FAULT_INJECTION=1`; for tests).
     Fault { role: String },
 }
@@ -45,6 +56,7 @@ pub enum Response {
     List { entries: Vec<Entry> },
     Show { state: MessageState },
     Flushed { count: usize },
+    Applied { ids: Vec<String> },
     Error { message: String },
 }
 

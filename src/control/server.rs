@@ -73,6 +73,30 @@ async fn handle(stream: UnixStream, deps: &ControlDeps) -> std::io::Result<()> {
     write.shutdown().await
 }
 
+async fn entries(deps: &ControlDeps) -> Result<Vec<crate::store::Entry>, String> {
+    let store = deps.store.clone();
+    match tokio::task::spawn_blocking(move || store.list()).await {
+        Ok(Ok(entries)) => Ok(entries),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The IDs a postsuper request names, `ALL` expanded.
+async fn select(
+    deps: &ControlDeps,
+    ids: &[String],
+    queues: &[String],
+) -> Result<Vec<QueueId>, String> {
+    if ids.iter().any(|i| i == "ALL") {
+        let entries = entries(deps).await?;
+        return Ok(crate::store::select_all(&entries, queues));
+    }
+    ids.iter()
+        .map(|i| QueueId::parse(i).map_err(|e| e.to_string()))
+        .collect()
+}
+
 async fn answer(request: Request, deps: &ControlDeps) -> Response {
     match request {
         Request::Status => Response::Status(Status {
@@ -123,6 +147,59 @@ async fn answer(request: Request, deps: &ControlDeps) -> Response {
                 message: e.to_string(),
             },
         },
+        Request::FlushSome { queue_id, site } => {
+            let ids = match (queue_id, site) {
+                (Some(id), _) => match QueueId::parse(&id) {
+                    Ok(id) => vec![id],
+                    Err(e) => {
+                        return Response::Error {
+                            message: e.to_string(),
+                        };
+                    }
+                },
+                (None, Some(site)) => match entries(deps).await {
+                    Ok(entries) => crate::store::for_site(&entries, &site),
+                    Err(message) => return Response::Error { message },
+                },
+                (None, None) => Vec::new(),
+            };
+            match deps
+                .qmgr
+                .send(|| crate::qmgr::FlushSome { ids: ids.clone() })
+                .await
+            {
+                Ok(count) => Response::Flushed { count },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            }
+        }
+        Request::Admin { op, ids, queues } => {
+            let ids = match select(deps, &ids, &queues).await {
+                Ok(ids) => ids,
+                Err(message) => return Response::Error { message },
+            };
+            match deps
+                .qmgr
+                .send(|| crate::qmgr::Admin {
+                    op,
+                    ids: ids.clone(),
+                })
+                .await
+            {
+                Ok(applied) => {
+                    for id in &applied {
+                        tracing::info!(target: "postsuper", "{id}: {}", op.words().0);
+                    }
+                    Response::Applied {
+                        ids: applied.iter().map(|i| i.to_string()).collect(),
+                    }
+                }
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            }
+        }
         Request::Fault { role } => match &deps.fault {
             Some(fault) if fault(&role) => Response::Ok,
             Some(_) => Response::Error {

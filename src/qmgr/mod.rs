@@ -41,7 +41,7 @@ use crate::config::Config;
 use crate::delivery::{Agents, Outcome, Program, Report, Request, Status};
 use crate::mail::{Envelope, QueueId};
 use crate::rewrite::Rewrite;
-use crate::store::{DsnRecord, MessageState, QueueFile, QueueName, RcptStatus, Store};
+use crate::store::{AdminOp, DsnRecord, MessageState, QueueFile, QueueName, RcptStatus, Store};
 use crate::supervisor::tree::ExitGuard;
 use crate::supervisor::{Fault, StopRole};
 use scheduler::{Job, Limits, Scheduler};
@@ -140,6 +140,8 @@ struct ActiveMessage {
     /// Recipients delivered in this round whose next hop did not take the
     /// DSN request over, and whether they were relayed.
     succeeded_now: Vec<(usize, bool)>,
+    /// `postsuper -h` arrived during delivery: hold when the round ends.
+    hold: bool,
 }
 
 pub struct Qmgr {
@@ -237,7 +239,15 @@ struct Delivered {
 #[rtype(result = "()")]
 struct Finished {
     id: QueueId,
-    next_attempt: Option<i64>,
+    after: After,
+}
+
+/// Where a message goes when its delivery round ends.
+#[derive(Clone, Copy, Debug)]
+enum After {
+    Deferred(i64),
+    Held,
+    Removed,
 }
 
 impl Qmgr {
@@ -493,13 +503,18 @@ impl Qmgr {
         }
         let remaining = !expired && !pending.is_empty();
         let mut state = message.state.clone();
-        let next_attempt = remaining.then(|| {
+        let after = if !remaining {
+            After::Removed
+        } else if message.hold {
+            state.queue = QueueName::Hold;
+            After::Held
+        } else {
             state.attempts += 1;
             state.queue = QueueName::Deferred;
             let next = now_secs() + config.backoff(state.attempts).as_secs() as i64;
             state.next_attempt = next;
-            next
-        });
+            After::Deferred(next)
+        };
         let notice = |i: usize, relayed: bool| {
             let recipient = message.envelope.recipients.get(i)?.clone();
             let dsn = state.recipients.get(i)?.dsn.clone()?;
@@ -558,12 +573,9 @@ impl Qmgr {
             }
             let store = deps.store.clone();
             let key = id.clone();
-            let persisted = tokio::task::spawn_blocking(move || {
-                if next_attempt.is_some() {
-                    store.put(&key, &state)
-                } else {
-                    store.remove(&key)
-                }
+            let persisted = tokio::task::spawn_blocking(move || match after {
+                After::Removed => store.remove(&key),
+                After::Held | After::Deferred(_) => store.put(&key, &state),
             })
             .await;
             match persisted {
@@ -571,7 +583,7 @@ impl Qmgr {
                 Ok(Err(e)) => tracing::error!("{id}: updating the queue: {e}"),
                 Err(e) => tracing::error!("{id}: updating the queue: {e}"),
             }
-            addr.do_send(Finished { id, next_attempt });
+            addr.do_send(Finished { id, after });
         });
     }
 }
@@ -592,6 +604,120 @@ impl Handler<Flush> for Qmgr {
         self.incoming.extend(due.into_iter().map(|(_, id)| id));
         self.activate(ctx);
         count
+    }
+}
+
+/// A `postsuper` operation on some messages; answers with those it applied to.
+#[derive(Message)]
+#[rtype(result = "Vec<QueueId>")]
+pub struct Admin {
+    pub op: AdminOp,
+    pub ids: Vec<QueueId>,
+}
+
+impl Handler<Admin> for Qmgr {
+    type Result = actix::ResponseFuture<Vec<QueueId>>;
+
+    fn handle(&mut self, msg: Admin, ctx: &mut Context<Self>) -> Self::Result {
+        let Admin { op, ids } = msg;
+        let mut for_store = Vec::new();
+        let mut done_now = Vec::new();
+        for id in ids {
+            let forget = |q: &mut Qmgr| {
+                q.incoming.retain(|i| *i != id);
+                q.deferred.retain(|(_, i)| *i != id);
+                q.known.remove(&id);
+            };
+            match op {
+                AdminOp::Delete => {
+                    forget(self);
+                    self.active.remove(&id);
+                    for_store.push(id);
+                }
+                AdminOp::Hold => match self.active.get_mut(&id) {
+                    // Held when its delivery round ends.
+                    Some(message) => {
+                        message.hold = true;
+                        done_now.push(id);
+                    }
+                    None => {
+                        forget(self);
+                        for_store.push(id);
+                    }
+                },
+                AdminOp::Release | AdminOp::Requeue => {
+                    if !self.active.contains_key(&id) {
+                        forget(self);
+                        for_store.push(id);
+                    }
+                }
+            }
+        }
+        let store = self.deps.store.clone();
+        let addr = ctx.address();
+        Box::pin(async move {
+            let applied = tokio::task::spawn_blocking(move || {
+                let mut applied = Vec::new();
+                for id in for_store {
+                    match store.admin(&id, op) {
+                        Ok(true) => applied.push(id),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!("{id}: {e}"),
+                    }
+                }
+                applied
+            })
+            .await
+            .unwrap_or_default();
+            if matches!(op, AdminOp::Release | AdminOp::Requeue) {
+                addr.do_send(Resume(applied.clone()));
+            }
+            done_now.extend(applied);
+            done_now
+        })
+    }
+}
+
+/// Messages released or requeued: take them up now.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Resume(Vec<QueueId>);
+
+impl Handler<Resume> for Qmgr {
+    type Result = ();
+    fn handle(&mut self, msg: Resume, ctx: &mut Context<Self>) {
+        for id in msg.0 {
+            if self.known.insert(id.clone()) {
+                self.incoming.push_back(id);
+            }
+        }
+        self.activate(ctx);
+    }
+}
+
+/// Deferred mail due now: all (`postqueue -f`), one message (`-i`), or
+/// those with a recipient in a domain (`-s`).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct FlushSome {
+    pub ids: Vec<QueueId>,
+}
+
+impl Handler<FlushSome> for Qmgr {
+    type Result = usize;
+    fn handle(&mut self, msg: FlushSome, ctx: &mut Context<Self>) -> usize {
+        let due: Vec<(i64, QueueId)> = self
+            .deferred
+            .iter()
+            .filter(|(_, id)| msg.ids.contains(id))
+            .cloned()
+            .collect();
+        for entry in &due {
+            self.deferred.remove(entry);
+            self.incoming.push_back(entry.1.clone());
+        }
+        self.activate(ctx);
+        due.len()
     }
 }
 
@@ -686,6 +812,7 @@ impl Handler<Loaded> for Qmgr {
             active_at: SystemTime::now(),
             bounced_now: Vec::new(),
             succeeded_now: Vec::new(),
+            hold: false,
         };
         self.active.insert(id.clone(), message);
         if jobs.is_empty() {
@@ -740,11 +867,14 @@ impl Handler<Delivered> for Qmgr {
 impl Handler<Finished> for Qmgr {
     type Result = ();
     fn handle(&mut self, msg: Finished, ctx: &mut Context<Self>) {
-        match msg.next_attempt {
-            Some(next) => {
+        match msg.after {
+            After::Deferred(next) => {
                 self.deferred.insert((next, msg.id));
             }
-            None => {
+            After::Held => {
+                self.known.remove(&msg.id);
+            }
+            After::Removed => {
                 tracing::info!("{}: removed", msg.id);
                 self.known.remove(&msg.id);
             }

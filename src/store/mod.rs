@@ -26,6 +26,59 @@ use crate::mail::{Envelope, QueueId};
 pub use queue_file::{Draft, Finished, QueueFile, QueueFileError};
 pub use state::{DsnRecord, Entry, MessageState, QueueName, RcptStatus, RecipientState};
 
+/// The messages of `ALL` in the named queues (every queue when none is named).
+pub fn select_all(entries: &[Entry], queues: &[String]) -> Vec<QueueId> {
+    entries
+        .iter()
+        .filter(|e| queues.is_empty() || queues.iter().any(|q| q == e.state.queue.as_str()))
+        .map(|e| e.queue_id.clone())
+        .collect()
+}
+
+/// Deferred messages with a pending recipient in `site` (`postqueue -s`).
+pub fn for_site(entries: &[Entry], site: &str) -> Vec<QueueId> {
+    let site = site.trim_start_matches('@').to_ascii_lowercase();
+    entries
+        .iter()
+        .filter(|e| e.state.queue == QueueName::Deferred)
+        .filter(|e| {
+            e.state.recipients.iter().any(|r| {
+                r.status == RcptStatus::Pending
+                    && r.address
+                        .rsplit_once('@')
+                        .is_some_and(|(_, d)| d.eq_ignore_ascii_case(&site))
+            })
+        })
+        .map(|e| e.queue_id.clone())
+        .collect()
+}
+
+/// The `postsuper` operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminOp {
+    /// `-d`: remove the message.
+    Delete,
+    /// `-h`: put it on hold; it is not delivered until released.
+    Hold,
+    /// `-H`: release it from hold.
+    Release,
+    /// `-r`: send it through the queue again from incoming.
+    Requeue,
+}
+
+impl AdminOp {
+    /// What postsuper says per message and in its summary.
+    pub fn words(self) -> (&'static str, &'static str) {
+        match self {
+            AdminOp::Delete => ("removed", "Deleted"),
+            AdminOp::Hold => ("placed on hold", "Placed on hold"),
+            AdminOp::Release => ("released from hold", "Released from hold"),
+            AdminOp::Requeue => ("requeued", "Requeued"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
@@ -187,6 +240,36 @@ impl Store {
             id: id.clone(),
             source,
         })
+    }
+
+    /// Applies a `postsuper` operation to one message in the store; false
+    /// when the message is not there or the operation does not apply.
+    pub fn admin(&self, id: &QueueId, op: AdminOp) -> Result<bool, StoreError> {
+        if op == AdminOp::Delete {
+            let known = self.queue.contains_key(id.as_str())? || self.spool_path(id).exists();
+            if known {
+                self.remove(id)?;
+            }
+            return Ok(known);
+        }
+        let mut state = match self.get(id) {
+            Ok(state) => state,
+            Err(StoreError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let to = match (op, state.queue) {
+            (_, QueueName::Corrupt) => return Ok(false),
+            (AdminOp::Hold, QueueName::Hold) => return Ok(false),
+            (AdminOp::Hold, _) => QueueName::Hold,
+            (AdminOp::Release, QueueName::Hold) => QueueName::Deferred,
+            (AdminOp::Release, _) => return Ok(false),
+            (AdminOp::Requeue, _) => QueueName::Incoming,
+            (AdminOp::Delete, _) => return Ok(false),
+        };
+        state.queue = to;
+        state.next_attempt = 0;
+        self.put(id, &state)?;
+        Ok(true)
     }
 
     /// Removes a message: its queue file, then its state. A crash between

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real binary over loopback with real clients.
 
 mod common;
+
+mod admin;
 mod peer;
 
 mod clients;
