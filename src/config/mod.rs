@@ -317,6 +317,8 @@ pub struct Config {
     pub delay_warning_time: Duration,
     /// Original content returned in a bounce, at most.
     pub bounce_size_limit: usize,
+    /// DNS servers for the SMTP client; empty: the system's.
+    pub smtp_dns_servers: Vec<SocketAddr>,
     /// The SMTP client's EHLO name and fallback relays.
     pub smtp_helo_name: String,
     pub smtp_fallback_relay: Vec<String>,
@@ -438,6 +440,12 @@ impl Config {
             bounce_size_limit: get(s, "bounce_size_limit", values::number)?,
             delay_warning_time: get(s, "delay_warning_time", values::duration)?,
             smtp_helo_name: get(s, "smtp_helo_name", text)?,
+            smtp_dns_servers: get(s, "smtp_dns_servers", |v| {
+                values::list(v)
+                    .iter()
+                    .map(|a| values::dns_server(a))
+                    .collect()
+            })?,
             smtp_fallback_relay: get(s, "smtp_fallback_relay", |v| Ok(values::list(v)))?,
             smtp_connect_timeout: get(s, "smtp_connect_timeout", values::duration)?,
             smtp_helo_timeout: get(s, "smtp_helo_timeout", values::duration)?,

@@ -64,6 +64,7 @@ params! {
     "smtp_data_done_timeout" = Text("600s"), "Time limit for the reply to the end of data.";
     "smtp_data_init_timeout" = Text("120s"), "Time limit for the reply to DATA.";
     "smtp_data_xfer_timeout" = Text("180s"), "Time limit for sending message content.";
+    "smtp_dns_servers" = Text(""), "DNS servers (ip or ip:port) for the SMTP client; empty: the system's resolver.";
     "smtp_fallback_relay" = Text(""), "Next hops tried when the ordinary ones fail.";
     "smtp_helo_name" = Text("$myhostname"), "The name the SMTP client sends in EHLO/HELO.";
     "smtp_helo_timeout" = Text("300s"), "Time limit for the greeting and the reply to EHLO/HELO.";

@@ -129,6 +129,19 @@ fn mask_eq(net: u128, ip: u128, bits: u8, prefix: u8) -> bool {
     (net >> shift) == (ip >> shift)
 }
 
+/// A DNS server: `ip`, `ip:port` or `[v6]:port`; port 53 when not given.
+pub fn dns_server(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = text
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    text.parse::<SocketAddr>()
+        .map_err(|_| format!("bad DNS server address {text:?} (use ip or ip:port)"))
+}
+
 /// A listener address: `host:port`, `[v6]:port` or `:port` (all addresses).
 pub fn listen_address(text: &str) -> Result<SocketAddr, String> {
     let text = if text.starts_with(':') {

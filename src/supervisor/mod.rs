@@ -233,7 +233,7 @@ async fn run_tree(
         store: store.clone(),
         rewrite: Arc::new(rewrite),
         agents: Arc::new(Agents {
-            smtp: SmtpAgent::new(SmtpConfig::from_config(&config)),
+            smtp: SmtpAgent::new(SmtpConfig::from_config(&config), &config.smtp_dns_servers),
         }),
         cleanup: cleanup.clone(),
         bounce: BounceConfig::from_config(&config),

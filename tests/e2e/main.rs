@@ -3,11 +3,13 @@
 mod common;
 
 mod admin;
+mod dns;
 mod peer;
 
 mod clients;
 mod config;
 mod delivery;
+mod mx;
 mod queue;
 mod safety;
 mod smtpd;

@@ -2,18 +2,19 @@
 //!
 //! DESCRIPTION
 //!   Finds the servers of a nexthop (`[host]:port` connects to that host;
-//!   `host` and `host:port` look the host up by A/AAAA — MX lookup is not
-//!   there yet), tries them in turn on connection failure or a 4xx session
-//!   reply, then `smtp_fallback_relay`, and runs one SMTP transaction with
-//!   the first that talks (see `client.rs`). Results are per recipient.
+//!   `host` and `host:port` use the domain's MX records, see `dns.rs`),
+//!   tries them in turn on connection failure or a 4xx session reply, then
+//!   `smtp_fallback_relay`, and runs one SMTP transaction with the first
+//!   that talks (see `client.rs`). Results are per recipient.
 //!
 //! PARAMETERS
-//!   `smtp_helo_name`, `smtp_fallback_relay`, `smtp_connect_timeout`,
+//!   `smtp_dns_servers`, `smtp_helo_name`, `smtp_fallback_relay`, `smtp_connect_timeout`,
 //!   `smtp_helo_timeout`, `smtp_mail_timeout`, `smtp_rcpt_timeout`,
 //!   `smtp_data_init_timeout`, `smtp_data_xfer_timeout`,
 //!   `smtp_data_done_timeout`, `smtp_quit_timeout`.
 
 mod client;
+mod dns;
 pub mod nexthop;
 
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ impl SmtpConfig {
 
 pub struct SmtpAgent {
     config: SmtpConfig,
+    dns: dns::Dns,
 }
 
 /// One server to try: its name and address.
@@ -83,8 +85,11 @@ struct Failure {
 }
 
 impl SmtpAgent {
-    pub fn new(config: SmtpConfig) -> SmtpAgent {
-        SmtpAgent { config }
+    pub fn new(config: SmtpConfig, dns_servers: &[SocketAddr]) -> SmtpAgent {
+        SmtpAgent {
+            config,
+            dns: dns::Dns::new(dns_servers),
+        }
     }
 
     pub async fn deliver(&self, request: &Request) -> Report {
@@ -106,14 +111,15 @@ impl SmtpAgent {
             permanent: false,
         };
         for hop in hops {
-            let servers = match resolve(&hop).await {
+            let found = if hop.mx {
+                self.dns.mail_servers(&hop.host, hop.port).await
+            } else {
+                self.dns.addresses(&hop.host, hop.port).await
+            };
+            let servers = match found {
                 Ok(servers) => servers,
-                Err(text) => {
-                    last = Failure {
-                        text,
-                        dsn: "4.4.3".into(),
-                        permanent: false,
-                    };
+                Err(failure) => {
+                    last = failure;
                     continue;
                 }
             };
@@ -162,31 +168,6 @@ impl SmtpAgent {
         report.setup = started.elapsed();
         report
     }
-}
-
-/// The servers of a nexthop, in the order to try them.
-async fn resolve(hop: &nexthop::Nexthop) -> Result<Vec<Server>, String> {
-    let found = tokio::net::lookup_host((hop.host.as_str(), hop.port))
-        .await
-        .map_err(|_| {
-            format!(
-                "Host or domain name not found. Name service error for name={} type=A",
-                hop.host
-            )
-        })?;
-    let servers: Vec<Server> = found
-        .map(|addr| Server {
-            name: hop.host.clone(),
-            addr,
-        })
-        .collect();
-    if servers.is_empty() {
-        return Err(format!(
-            "Host or domain name not found for name={}",
-            hop.host
-        ));
-    }
-    Ok(servers)
 }
 
 fn io_text(e: &std::io::Error) -> String {

@@ -1,0 +1,130 @@
+//! A fake DNS server on 127.0.0.1:0 (UDP) that answers A and MX queries
+//! from a table, NXDOMAIN for names it does not know and an empty answer
+//! (NODATA) for known names without the asked type. Nothing resolves
+//! outside the machine.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+const A: u16 = 1;
+const MX: u16 = 15;
+
+#[derive(Clone, Debug)]
+pub enum Rr {
+    A(Ipv4Addr),
+    Mx(u16, String),
+}
+
+pub struct FakeDns {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeDns {
+    pub fn start(records: &[(&str, Rr)]) -> FakeDns {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut table: HashMap<String, Vec<Rr>> = HashMap::new();
+        for (name, rr) in records {
+            table
+                .entry(name.to_ascii_lowercase())
+                .or_default()
+                .push(rr.clone());
+        }
+        let table = Arc::new(Mutex::new(table));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some(reply) = answer(&buf[..n], &table.lock().unwrap()) {
+                    let _ = socket.send_to(&reply, from);
+                }
+            }
+        });
+        FakeDns { addr, stop }
+    }
+}
+
+impl Drop for FakeDns {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Ok(s) = UdpSocket::bind("127.0.0.1:0") {
+            let _ = s.send_to(&[0u8; 12], self.addr);
+        }
+    }
+}
+
+fn encode_name(name: &str, out: &mut Vec<u8>) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+}
+
+fn answer(query: &[u8], table: &HashMap<String, Vec<Rr>>) -> Option<Vec<u8>> {
+    if query.len() < 12 {
+        return None;
+    }
+    let mut pos = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = *query.get(pos)? as usize;
+        pos += 1;
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(query.get(pos..pos + len)?).to_ascii_lowercase());
+        pos += len;
+    }
+    let qtype = u16::from_be_bytes([*query.get(pos)?, *query.get(pos + 1)?]);
+    let question_end = pos + 4;
+    let name = labels.join(".");
+    let records = table.get(&name);
+    let answers: Vec<&Rr> = records
+        .map(|rrs| {
+            rrs.iter()
+                .filter(|rr| matches!((rr, qtype), (Rr::A(_), A) | (Rr::Mx(..), MX)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rcode = if records.is_none() { 3 } else { 0 };
+    let mut out = Vec::new();
+    out.extend_from_slice(&query[0..2]);
+    out.push(0x84 | (query[2] & 0x01));
+    out.push(0x80 | rcode);
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(query.get(12..question_end)?);
+    for rr in answers {
+        out.extend_from_slice(&[0xC0, 0x0C]);
+        let mut rdata = Vec::new();
+        let kind = match rr {
+            Rr::A(ip) => {
+                rdata.extend_from_slice(&ip.octets());
+                A
+            }
+            Rr::Mx(preference, exchange) => {
+                rdata.extend_from_slice(&preference.to_be_bytes());
+                encode_name(exchange, &mut rdata);
+                MX
+            }
+        };
+        out.extend_from_slice(&kind.to_be_bytes());
+        out.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(&rdata);
+    }
+    Some(out)
+}
