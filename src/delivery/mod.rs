@@ -1,4 +1,4 @@
-//! Delivery agents: Postfix's smtp, discard and error (lmtp, local,
+//! Delivery agents: Postfix's smtp, lmtp, discard and error (local,
 //! virtual and pipe come later). qmgr hands an agent a [`Request`] — one
 //! message, one route, some of its recipients — and gets back a
 //! [`Report`] with an outcome per recipient. A refused recipient is an
@@ -6,6 +6,7 @@
 //! whole destination) decides whether the next server is tried.
 
 pub mod discard;
+pub mod lmtp;
 pub mod smtp;
 
 use std::path::PathBuf;
@@ -129,12 +130,14 @@ pub fn enhanced_code(code: u16, text: &str) -> String {
 /// The agents, shared by all delivery tasks.
 pub struct Agents {
     pub smtp: smtp::SmtpAgent,
+    pub lmtp: lmtp::LmtpAgent,
 }
 
 /// Which program logs an outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Program {
     Smtp,
+    Lmtp,
     Discard,
     Error,
     Qmgr,
@@ -145,6 +148,7 @@ impl Agents {
     pub async fn deliver(&self, request: &Request) -> (Program, Report) {
         match request.route.transport.as_str() {
             "smtp" | "relay" => (Program::Smtp, self.smtp.deliver(request).await),
+            "lmtp" => (Program::Lmtp, self.lmtp.deliver(request).await),
             "discard" => (Program::Discard, discard::discard(request)),
             "error" => (Program::Error, discard::error(request)),
             other => {

@@ -59,6 +59,7 @@ impl Line<'_> {
         let line = self.format();
         match program {
             Program::Smtp => tracing::info!(target: "smtp", "{line}"),
+            Program::Lmtp => tracing::info!(target: "lmtp", "{line}"),
             Program::Discard => tracing::info!(target: "discard", "{line}"),
             Program::Error => tracing::info!(target: "error", "{line}"),
             Program::Qmgr => tracing::info!(target: "qmgr", "{line}"),

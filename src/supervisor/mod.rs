@@ -38,6 +38,7 @@ use crate::cleanup::{Cleanup, CleanupConfig, CleanupHandle};
 use crate::config::{Config, Settings};
 use crate::control::server::{ControlDeps, FaultTrigger};
 use crate::delivery::Agents;
+use crate::delivery::lmtp::LmtpAgent;
 use crate::delivery::smtp::{SmtpAgent, SmtpConfig};
 use crate::qmgr::{Arrivals, Qmgr, QmgrConfig, QmgrDeps};
 use crate::rewrite::Rewrite;
@@ -234,6 +235,7 @@ async fn run_tree(
         rewrite: Arc::new(rewrite),
         agents: Arc::new(Agents {
             smtp: SmtpAgent::new(SmtpConfig::from_config(&config), &config.smtp_dns_servers),
+            lmtp: LmtpAgent::new(SmtpConfig::from_config(&config), &config.smtp_dns_servers),
         }),
         cleanup: cleanup.clone(),
         bounce: BounceConfig::from_config(&config),

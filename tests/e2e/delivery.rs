@@ -463,3 +463,69 @@ fn a_delay_warning_is_sent_once() {
     );
     assert_eq!(peer.received().len(), 1);
 }
+
+#[test]
+fn lmtp_over_a_unix_socket_reports_per_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("lmtp");
+    let peer = Peer::start_unix(
+        Behaviour {
+            lmtp: true,
+            rcpt_after_data: Some(by_local_part()),
+            ..Behaviour::default()
+        },
+        &socket,
+    );
+    let p = Postern::start(&format!(
+        "transport_maps = \"inline:{{ store.example=lmtp:unix:{} }}\"",
+        socket.display()
+    ));
+    let id = p.send(
+        "",
+        &[
+            "ann@store.example",
+            "temp-bob@store.example",
+            "perm-cy@store.example",
+        ],
+        BODY,
+    );
+    let got = peer.wait_messages(1);
+    assert_eq!(got[0].rcpts, vec!["<ann@store.example>"]);
+    let sent = p.wait_log(&format!("{id}: to=<ann@store.example>"));
+    assert!(
+        sent.contains("postern/lmtp[")
+            && sent.contains(&format!("relay={}", socket.display()))
+            && sent.contains("status=sent"),
+        "{sent}"
+    );
+    assert!(
+        p.wait_log(&format!("{id}: to=<temp-bob@store.example>"))
+            .contains("status=deferred")
+    );
+    assert!(
+        p.wait_log(&format!("{id}: to=<perm-cy@store.example>"))
+            .contains("dsn=5.1.1, status=bounced")
+    );
+    let m = p.wait_queue(&id, "deferred");
+    assert_eq!(m["recipients"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn lmtp_over_tcp() {
+    let peer = Peer::start(Behaviour {
+        lmtp: true,
+        ..Behaviour::default()
+    });
+    let p = Postern::start(&format!(
+        "transport_maps = \"inline:{{ store.example=lmtp:inet:127.0.0.1:{} }}\"",
+        peer.addr.port()
+    ));
+    p.send(
+        "a@client.example",
+        &["ann@store.example", "bob@store.example"],
+        BODY,
+    );
+    let got = peer.wait_messages(1);
+    assert_eq!(got[0].rcpts.len(), 2);
+    p.wait_empty();
+}

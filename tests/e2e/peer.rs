@@ -35,6 +35,9 @@ pub struct Behaviour {
     pub data_end: (u16, String),
     /// Never answer the end of data.
     pub stall_after_data: bool,
+    /// Speak LMTP: LHLO, and one reply per recipient after the data (from `rcpt_after_data`).
+    pub lmtp: bool,
+    pub rcpt_after_data: Option<RcptRule>,
 }
 
 impl Default for Behaviour {
@@ -50,6 +53,8 @@ impl Default for Behaviour {
             rcpt: Arc::new(|_| (250, "2.1.5 Ok".into())),
             data_end: (250, "2.0.0 Ok: queued as PEER1".into()),
             stall_after_data: false,
+            lmtp: false,
+            rcpt_after_data: None,
         }
     }
 }
@@ -102,7 +107,9 @@ impl Peer {
                 *sessions.lock().unwrap() += 1;
                 let (behaviour, received) = (behaviour.clone(), received.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &behaviour, &received);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                    let Ok(out) = stream.try_clone() else { return };
+                    let _ = serve(BufReader::new(stream), out, &behaviour, &received);
                 });
             }
         });
@@ -135,6 +142,37 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// A peer on a Unix socket at `path` (for LMTP).
+    pub fn start_unix(behaviour: Behaviour, path: &std::path::Path) -> Peer {
+        let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+        let peer = Peer {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            behaviour: Arc::new(Mutex::new(behaviour)),
+            received: Arc::default(),
+            sessions: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (behaviour, received, sessions) = (
+            peer.behaviour.clone(),
+            peer.received.clone(),
+            peer.sessions.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                *sessions.lock().unwrap() += 1;
+                let (behaviour, received) = (behaviour.clone(), received.clone());
+                std::thread::spawn(move || {
+                    let Ok(out) = stream.try_clone() else { return };
+                    let _ = serve(BufReader::new(stream), out, &behaviour, &received);
+                });
+            }
+        });
+        peer
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -143,14 +181,17 @@ impl Drop for Peer {
 }
 
 fn serve(
-    stream: TcpStream,
+    mut reader: impl BufRead,
+    mut out: impl Write,
     behaviour: &Mutex<Behaviour>,
     received: &Mutex<Vec<Received>>,
 ) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut out = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    out.write_all(b"220 peer.test ESMTP fake\r\n")?;
+    let lmtp = behaviour.lock().unwrap().lmtp;
+    out.write_all(if lmtp {
+        b"220 peer.test LMTP fake\r\n"
+    } else {
+        b"220 peer.test ESMTP fake\r\n"
+    })?;
     let mut mail_from = String::new();
     let mut rcpts = Vec::new();
     loop {
@@ -159,7 +200,7 @@ fn serve(
             return Ok(());
         }
         let upper = line.to_ascii_uppercase();
-        let reply = if upper.starts_with("EHLO") {
+        let reply = if upper.starts_with("EHLO") || (lmtp && upper.starts_with("LHLO")) {
             let ext = behaviour.lock().unwrap().ehlo_extensions.clone();
             let mut lines = vec!["peer.test".to_string()];
             lines.extend(ext);
@@ -216,14 +257,43 @@ fn serve(
                     std::thread::sleep(Duration::from_secs(60));
                     return Ok(());
                 }
-                if code / 100 == 2 {
-                    received.lock().unwrap().push(Received {
-                        mail_from: mail_from.clone(),
-                        rcpts: rcpts.clone(),
-                        data,
-                    });
+                if lmtp {
+                    let rule = behaviour.lock().unwrap().rcpt_after_data.clone();
+                    let mut delivered = Vec::new();
+                    let mut replies = String::new();
+                    for rcpt in &rcpts {
+                        let address = rcpt
+                            .split(' ')
+                            .next()
+                            .unwrap_or("")
+                            .trim_matches(|c| c == '<' || c == '>');
+                        let (code, text) = rule
+                            .as_ref()
+                            .map(|r| r(address))
+                            .unwrap_or((250, "2.0.0 Ok".into()));
+                        if code / 100 == 2 {
+                            delivered.push(rcpt.clone());
+                        }
+                        replies.push_str(&format!("{code} {text}\r\n"));
+                    }
+                    if !delivered.is_empty() {
+                        received.lock().unwrap().push(Received {
+                            mail_from: mail_from.clone(),
+                            rcpts: delivered,
+                            data,
+                        });
+                    }
+                    replies
+                } else {
+                    if code / 100 == 2 {
+                        received.lock().unwrap().push(Received {
+                            mail_from: mail_from.clone(),
+                            rcpts: rcpts.clone(),
+                            data,
+                        });
+                    }
+                    format!("{code} {text}\r\n")
                 }
-                format!("{code} {text}\r\n")
             }
         } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
             "250 2.0.0 Ok\r\n".to_string()

@@ -6,15 +6,22 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+};
 
 use super::{Failure, Server, SmtpConfig};
 use crate::delivery::{Outcome, Report, Request, Status, enhanced_code};
 use crate::mail::{BodyType, xtext};
 use crate::proto::Reply;
 use crate::proto::reply::{ReplyError, read_reply};
+
+/// SMTP (RFC 5321) or LMTP (RFC 2033: LHLO, one reply per recipient after DATA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Smtp,
+    Lmtp,
+}
 
 pub enum End {
     Done(Report),
@@ -52,8 +59,8 @@ impl Extensions {
 }
 
 struct Conn<'a> {
-    reader: BufReader<OwnedReadHalf>,
-    writer: BufWriter<OwnedWriteHalf>,
+    reader: BufReader<Box<dyn AsyncRead + Unpin + Send>>,
+    writer: BufWriter<Box<dyn AsyncWrite + Unpin + Send>>,
     server: &'a Server,
 }
 
@@ -129,14 +136,19 @@ fn failure(text: String, reply: Option<&Reply>) -> Failure {
     }
 }
 
-pub async fn transaction(
-    stream: TcpStream,
+pub async fn transaction<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     server: &Server,
     request: &Request,
     config: &SmtpConfig,
     started: Instant,
+    protocol: Protocol,
 ) -> End {
-    let (read, write) = stream.into_split();
+    let (read, write) = tokio::io::split(stream);
+    let (read, write): (
+        Box<dyn AsyncRead + Unpin + Send>,
+        Box<dyn AsyncWrite + Unpin + Send>,
+    ) = (Box::new(read), Box::new(write));
     let mut conn = Conn {
         reader: BufReader::new(read),
         writer: BufWriter::with_capacity(64 * 1024, write),
@@ -158,7 +170,7 @@ pub async fn transaction(
         }
         Err(text) => return End::TryNext(failure(text, None)),
     };
-    let ext = match hello(&mut conn, config).await {
+    let ext = match hello(&mut conn, config, protocol).await {
         Ok(ext) => ext,
         Err(end) => return end,
     };
@@ -368,31 +380,49 @@ pub async fn transaction(
         );
         return done(outcomes, setup, started);
     }
-    match conn
-        .read(config.data_done_timeout, "receiving the end of data reply")
-        .await
-    {
-        Ok(r) => {
-            let status = Status::from_code(r.code);
-            let dsn = enhanced_code(r.code, r.lines.first().map(String::as_str).unwrap_or(""));
-            let text = if status == Status::Sent {
-                format!("{} {}", r.code, clean(&r.lines.join(" ")))
-            } else {
-                conn.said(&r, "end of DATA")
-            };
-            outcomes.extend(
-                accepted
-                    .iter()
-                    .map(|&i| outcome(i, status, dsn.clone(), text.clone())),
-            );
-        }
-        Err(text) => {
-            outcomes.extend(
-                accepted
-                    .iter()
-                    .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
-            );
-            return done(outcomes, setup, started);
+    // SMTP answers once for all accepted recipients; LMTP once for each.
+    let replies = if protocol == Protocol::Lmtp {
+        accepted.len()
+    } else {
+        1
+    };
+    for n in 0..replies {
+        let covered: &[usize] = if protocol == Protocol::Lmtp {
+            &accepted[n..=n]
+        } else {
+            &accepted
+        };
+        match conn
+            .read(config.data_done_timeout, "receiving the end of data reply")
+            .await
+        {
+            Ok(r) => {
+                let status = Status::from_code(r.code);
+                let dsn = enhanced_code(r.code, r.lines.first().map(String::as_str).unwrap_or(""));
+                let text = if status == Status::Sent {
+                    format!("{} {}", r.code, clean(&r.lines.join(" ")))
+                } else {
+                    conn.said(&r, "end of DATA")
+                };
+                outcomes.extend(
+                    covered
+                        .iter()
+                        .map(|&i| outcome(i, status, dsn.clone(), text.clone())),
+                );
+            }
+            Err(text) => {
+                let unanswered = if protocol == Protocol::Lmtp {
+                    &accepted[n..]
+                } else {
+                    &accepted[..]
+                };
+                outcomes.extend(
+                    unanswered
+                        .iter()
+                        .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
+                );
+                return done(outcomes, setup, started);
+            }
         }
     }
     quit(&mut conn, config).await;
@@ -409,8 +439,17 @@ fn done(outcomes: Vec<Outcome>, setup: Duration, started: Instant) -> End {
     })
 }
 
-async fn hello(conn: &mut Conn<'_>, config: &SmtpConfig) -> Result<Extensions, End> {
-    let ehlo = format!("EHLO {}\r\n", config.helo_name);
+async fn hello(
+    conn: &mut Conn<'_>,
+    config: &SmtpConfig,
+    protocol: Protocol,
+) -> Result<Extensions, End> {
+    let verb = if protocol == Protocol::Lmtp {
+        "LHLO"
+    } else {
+        "EHLO"
+    };
+    let ehlo = format!("{verb} {}\r\n", config.helo_name);
     if let Err(text) = conn
         .send(ehlo.as_bytes(), config.helo_timeout, "sending EHLO")
         .await
@@ -422,8 +461,8 @@ async fn hello(conn: &mut Conn<'_>, config: &SmtpConfig) -> Result<Extensions, E
         .await
     {
         Ok(r) if r.code / 100 == 2 => return Ok(Extensions::parse(&r)),
-        Ok(r) if r.code == 421 => {
-            return Err(End::TryNext(failure(conn.said(&r, "EHLO"), Some(&r))));
+        Ok(r) if r.code == 421 || protocol == Protocol::Lmtp => {
+            return Err(End::TryNext(failure(conn.said(&r, verb), Some(&r))));
         }
         Ok(_) => {}
         Err(text) => return Err(End::TryNext(failure(text, None))),

@@ -15,7 +15,7 @@ use hickory_resolver::proto::rr::RData;
 
 use super::{Failure, Server};
 
-pub struct Dns {
+pub(crate) struct Dns {
     /// Why there is no resolver, when the system's configuration is unusable:
     /// lookups then defer with that reason rather than stop the daemon.
     resolver: Result<TokioResolver, String>,
@@ -133,20 +133,14 @@ impl Dns {
     /// The addresses of `host` (an IP literal needs no lookup).
     pub async fn addresses(&self, host: &str, port: u16) -> Result<Vec<Server>, Failure> {
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(vec![Server {
-                name: host.to_string(),
-                addr: SocketAddr::new(ip, port),
-            }]);
+            return Ok(vec![Server::inet(host, SocketAddr::new(ip, port))]);
         }
         let fqdn = format!("{}.", host.trim_end_matches('.'));
         match self.get()?.lookup_ip(fqdn.as_str()).await {
             Ok(found) => {
                 let servers: Vec<Server> = found
                     .iter()
-                    .map(|ip| Server {
-                        name: host.to_string(),
-                        addr: SocketAddr::new(ip, port),
-                    })
+                    .map(|ip| Server::inet(host, SocketAddr::new(ip, port)))
                     .collect();
                 if servers.is_empty() {
                     return Err(permanent(

@@ -13,8 +13,8 @@
 //!   `smtp_data_init_timeout`, `smtp_data_xfer_timeout`,
 //!   `smtp_data_done_timeout`, `smtp_quit_timeout`.
 
-mod client;
-mod dns;
+pub(crate) mod client;
+pub(crate) mod dns;
 pub mod nexthop;
 
 use std::net::SocketAddr;
@@ -61,27 +61,46 @@ pub struct SmtpAgent {
 }
 
 /// One server to try: its name and address.
-struct Server {
-    name: String,
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub name: String,
+    pub endpoint: Endpoint,
+}
+
+/// Where a server listens.
+pub(crate) enum Endpoint {
+    Inet(SocketAddr),
+    Unix(std::path::PathBuf),
 }
 
 impl Server {
-    /// `name[addr]:port`, as Postfix logs a relay.
-    fn relay(&self) -> String {
-        format!("{}[{}]:{}", self.name, self.addr.ip(), self.addr.port())
+    pub fn inet(name: &str, addr: SocketAddr) -> Server {
+        Server {
+            name: name.to_string(),
+            endpoint: Endpoint::Inet(addr),
+        }
     }
 
-    fn label(&self) -> String {
-        format!("{}[{}]", self.name, self.addr.ip())
+    /// `name[addr]:port` (or the socket path), as Postfix logs a relay.
+    pub fn relay(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Inet(addr) => format!("{}[{}]:{}", self.name, addr.ip(), addr.port()),
+            Endpoint::Unix(path) => path.display().to_string(),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Inet(addr) => format!("{}[{}]", self.name, addr.ip()),
+            Endpoint::Unix(path) => path.display().to_string(),
+        }
     }
 }
 
 /// Why a server was given up on.
-struct Failure {
-    text: String,
-    dsn: String,
-    permanent: bool,
+pub(crate) struct Failure {
+    pub text: String,
+    pub dsn: String,
+    pub permanent: bool,
 }
 
 impl SmtpAgent {
@@ -126,7 +145,10 @@ impl SmtpAgent {
             for server in servers {
                 let connect = tokio::time::timeout(
                     self.config.connect_timeout,
-                    tokio::net::TcpStream::connect(server.addr),
+                    tokio::net::TcpStream::connect(match &server.endpoint {
+                        Endpoint::Inet(addr) => *addr,
+                        Endpoint::Unix(_) => continue,
+                    }),
                 )
                 .await;
                 let stream = match connect {
@@ -149,7 +171,16 @@ impl SmtpAgent {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                match client::transaction(stream, &server, request, &self.config, started).await {
+                match client::transaction(
+                    stream,
+                    &server,
+                    request,
+                    &self.config,
+                    started,
+                    client::Protocol::Smtp,
+                )
+                .await
+                {
                     client::End::Done(mut report) => {
                         report.setup = report.setup.min(started.elapsed());
                         return report;
