@@ -77,7 +77,13 @@ impl Settings {
         let mut sources = BTreeMap::new();
         for (key, value) in env {
             if let Some(name) = key.strip_prefix(ENV_PREFIX) {
-                let name = name.to_ascii_lowercase();
+                // Environment names are upper case; a few parameters are not
+                // all lower case (smtp_tls_CAfile): match without case.
+                let name = params::PARAMS
+                    .iter()
+                    .find(|p| p.name.eq_ignore_ascii_case(name))
+                    .map(|p| p.name.to_string())
+                    .unwrap_or_else(|| name.to_ascii_lowercase());
                 if !ENV_RESERVED.contains(&name.as_str()) {
                     sources.insert(name.clone(), format!("environment variable {key}"));
                     env_layer.insert(name, Value::from(value.clone()));
@@ -317,6 +323,12 @@ pub struct Config {
     pub delay_warning_time: Duration,
     /// Original content returned in a bounce, at most.
     pub bounce_size_limit: usize,
+    /// SMTP client TLS level and trusted CAs.
+    pub smtp_tls_security_level: String,
+    pub smtp_tls_ca_file: String,
+    /// SMTP client authentication.
+    pub smtp_sasl_auth_enable: bool,
+    pub smtp_sasl_password_maps: Vec<String>,
     /// DNS servers for the SMTP client; empty: the system's.
     pub smtp_dns_servers: Vec<SocketAddr>,
     /// The SMTP client's EHLO name and fallback relays.
@@ -440,6 +452,10 @@ impl Config {
             bounce_size_limit: get(s, "bounce_size_limit", values::number)?,
             delay_warning_time: get(s, "delay_warning_time", values::duration)?,
             smtp_helo_name: get(s, "smtp_helo_name", text)?,
+            smtp_tls_security_level: get(s, "smtp_tls_security_level", text)?,
+            smtp_tls_ca_file: get(s, "smtp_tls_CAfile", text)?,
+            smtp_sasl_auth_enable: get(s, "smtp_sasl_auth_enable", values::yes_no)?,
+            smtp_sasl_password_maps: get(s, "smtp_sasl_password_maps", |v| Ok(values::list(v)))?,
             smtp_dns_servers: get(s, "smtp_dns_servers", |v| {
                 values::list(v)
                     .iter()
@@ -503,6 +519,14 @@ impl Config {
             return bad(
                 "minimal_backoff_time",
                 "backoff and queue_run_delay must be more than 0s",
+            );
+        }
+        if !["none", "may", "encrypt", "verify", "secure", ""]
+            .contains(&self.smtp_tls_security_level.as_str())
+        {
+            return bad(
+                "smtp_tls_security_level",
+                "must be none, may, encrypt or verify",
             );
         }
         if !self.relayhost.is_empty() && self.relayhost.contains(char::is_whitespace) {

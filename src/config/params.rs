@@ -71,6 +71,10 @@ params! {
     "smtp_mail_timeout" = Text("300s"), "Time limit for the reply to MAIL FROM.";
     "smtp_quit_timeout" = Text("300s"), "Time limit for the reply to QUIT.";
     "smtp_rcpt_timeout" = Text("300s"), "Time limit for the reply to RCPT TO.";
+    "smtp_sasl_auth_enable" = Text("no"), "Authenticate to servers with credentials from smtp_sasl_password_maps.";
+    "smtp_sasl_password_maps" = Text(""), "Lookup tables of nexthop or server name to user:password.";
+    "smtp_tls_CAfile" = Text(""), "PEM file of trusted CA certificates for smtp_tls_security_level = verify; empty: the system's bundle.";
+    "smtp_tls_security_level" = Text("may"), "SMTP client TLS: none, may (opportunistic), encrypt, verify.";
     "smtpd_banner" = Text("$myhostname ESMTP $mail_name"), "Text after 220 in the SMTP greeting.";
     "smtpd_client_connection_count_limit" = Text("50"), "Maximum concurrent sessions from one client IP outside mynetworks.";
     "smtpd_hard_error_limit" = Text("20"), "Errors after which the SMTP session is closed.";

@@ -229,13 +229,14 @@ async fn run_tree(
         arrivals.clone(),
     );
     let rewrite = Rewrite::new(&config).map_err(|e| StartError::Config(e.to_string()))?;
+    let smtp_config = SmtpConfig::from_config(&config).map_err(StartError::Config)?;
     let qmgr_deps = Arc::new(QmgrDeps {
         config: QmgrConfig::from_config(&config),
         store: store.clone(),
         rewrite: Arc::new(rewrite),
         agents: Arc::new(Agents {
-            smtp: SmtpAgent::new(SmtpConfig::from_config(&config), &config.smtp_dns_servers),
-            lmtp: LmtpAgent::new(SmtpConfig::from_config(&config), &config.smtp_dns_servers),
+            smtp: SmtpAgent::new(smtp_config.clone(), &config.smtp_dns_servers),
+            lmtp: LmtpAgent::new(smtp_config, &config.smtp_dns_servers),
         }),
         cleanup: cleanup.clone(),
         bounce: BounceConfig::from_config(&config),

@@ -14,3 +14,4 @@ mod queue;
 mod safety;
 mod smtpd;
 mod supervision;
+mod tls;

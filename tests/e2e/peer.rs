@@ -2,7 +2,7 @@
 //! receives and answers as the test tells it — per recipient, at the end
 //! of data, or by stalling or dropping the connection.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,10 @@ pub struct Received {
     pub rcpts: Vec<String>,
     /// The content, dot-unstuffed, CRLF line ends.
     pub data: Vec<u8>,
+    /// It came over TLS.
+    pub tls: bool,
+    /// The user that authenticated, if any.
+    pub auth_user: Option<String>,
 }
 
 impl Received {
@@ -38,6 +42,10 @@ pub struct Behaviour {
     /// Speak LMTP: LHLO, and one reply per recipient after the data (from `rcpt_after_data`).
     pub lmtp: bool,
     pub rcpt_after_data: Option<RcptRule>,
+    /// Offer STARTTLS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Require AUTH PLAIN: the user, and the base64 initial response expected.
+    pub auth: Option<(String, String)>,
 }
 
 impl Default for Behaviour {
@@ -55,6 +63,8 @@ impl Default for Behaviour {
             stall_after_data: false,
             lmtp: false,
             rcpt_after_data: None,
+            tls: None,
+            auth: None,
         }
     }
 }
@@ -108,8 +118,7 @@ impl Peer {
                 let (behaviour, received) = (behaviour.clone(), received.clone());
                 std::thread::spawn(move || {
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                    let Ok(out) = stream.try_clone() else { return };
-                    let _ = serve(BufReader::new(stream), out, &behaviour, &received);
+                    let _ = serve(Box::new(stream), &behaviour, &received);
                 });
             }
         });
@@ -164,8 +173,7 @@ impl Peer {
                 *sessions.lock().unwrap() += 1;
                 let (behaviour, received) = (behaviour.clone(), received.clone());
                 std::thread::spawn(move || {
-                    let Ok(out) = stream.try_clone() else { return };
-                    let _ = serve(BufReader::new(stream), out, &behaviour, &received);
+                    let _ = serve(Box::new(stream), &behaviour, &received);
                 });
             }
         });
@@ -180,18 +188,39 @@ impl Drop for Peer {
     }
 }
 
+/// A stream the peer can talk over: TCP, a Unix socket, or TLS over TCP.
+trait Rw: Read + Write + Send {}
+impl<T: Read + Write + Send> Rw for T {}
+
+/// What a session knows of itself.
+#[derive(Default, Clone)]
+struct SessionState {
+    tls: bool,
+    auth_user: Option<String>,
+}
+
 fn serve(
-    mut reader: impl BufRead,
-    mut out: impl Write,
+    stream: Box<dyn Rw>,
     behaviour: &Mutex<Behaviour>,
     received: &Mutex<Vec<Received>>,
 ) -> std::io::Result<()> {
     let lmtp = behaviour.lock().unwrap().lmtp;
-    out.write_all(if lmtp {
+    let mut stream = BufReader::new(stream);
+    stream.get_mut().write_all(if lmtp {
         b"220 peer.test LMTP fake\r\n"
     } else {
         b"220 peer.test ESMTP fake\r\n"
     })?;
+    converse(stream, behaviour, received, SessionState::default())
+}
+
+fn converse(
+    mut reader: BufReader<Box<dyn Rw>>,
+    behaviour: &Mutex<Behaviour>,
+    received: &Mutex<Vec<Received>>,
+    mut state: SessionState,
+) -> std::io::Result<()> {
+    let lmtp = behaviour.lock().unwrap().lmtp;
     let mut mail_from = String::new();
     let mut rcpts = Vec::new();
     loop {
@@ -201,7 +230,16 @@ fn serve(
         }
         let upper = line.to_ascii_uppercase();
         let reply = if upper.starts_with("EHLO") || (lmtp && upper.starts_with("LHLO")) {
-            let ext = behaviour.lock().unwrap().ehlo_extensions.clone();
+            let (mut ext, tls, auth) = {
+                let b = behaviour.lock().unwrap();
+                (b.ehlo_extensions.clone(), b.tls.is_some(), b.auth.is_some())
+            };
+            if tls && !state.tls {
+                ext.push("STARTTLS".into());
+            }
+            if auth {
+                ext.push("AUTH PLAIN LOGIN".into());
+            }
             let mut lines = vec!["peer.test".to_string()];
             lines.extend(ext);
             let last = lines.len() - 1;
@@ -210,12 +248,45 @@ fn serve(
                 .enumerate()
                 .map(|(i, l)| format!("250{}{l}\r\n", if i == last { ' ' } else { '-' }))
                 .collect()
+        } else if upper.starts_with("STARTTLS") {
+            let config = behaviour.lock().unwrap().tls.clone();
+            match config {
+                Some(config) if !state.tls => {
+                    reader
+                        .get_mut()
+                        .write_all(b"220 2.0.0 Ready to start TLS\r\n")?;
+                    let inner = reader.into_inner();
+                    let connection =
+                        rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+                    let tls: Box<dyn Rw> = Box::new(rustls::StreamOwned::new(connection, inner));
+                    return converse(
+                        BufReader::new(tls),
+                        behaviour,
+                        received,
+                        SessionState { tls: true, ..state },
+                    );
+                }
+                _ => "502 5.5.1 Error: command not implemented\r\n".to_string(),
+            }
+        } else if upper.starts_with("AUTH PLAIN ") {
+            let expected = behaviour.lock().unwrap().auth.clone();
+            match expected {
+                Some((user, encoded)) if line[11..].trim() == encoded => {
+                    state.auth_user = Some(user);
+                    "235 2.7.0 Authentication successful\r\n".to_string()
+                }
+                _ => "535 5.7.8 Error: authentication failed\r\n".to_string(),
+            }
         } else if upper.starts_with("HELO") {
             "250 peer.test\r\n".to_string()
         } else if upper.starts_with("MAIL FROM:") {
-            mail_from = line[10..].trim().to_string();
-            rcpts.clear();
-            "250 2.1.0 Ok\r\n".to_string()
+            if behaviour.lock().unwrap().auth.is_some() && state.auth_user.is_none() {
+                "530 5.7.0 Authentication required\r\n".to_string()
+            } else {
+                mail_from = line[10..].trim().to_string();
+                rcpts.clear();
+                "250 2.1.0 Ok\r\n".to_string()
+            }
         } else if upper.starts_with("RCPT TO:") {
             let arg = line[8..].trim().to_string();
             let address = arg
@@ -234,7 +305,7 @@ fn serve(
             if rcpts.is_empty() {
                 "554 5.5.1 Error: no valid recipients\r\n".to_string()
             } else {
-                out.write_all(b"354 go ahead\r\n")?;
+                reader.get_mut().write_all(b"354 go ahead\r\n")?;
                 let mut data = Vec::new();
                 loop {
                     let mut l = Vec::new();
@@ -249,16 +320,26 @@ fn serve(
                     }
                     data.extend_from_slice(&l);
                 }
-                let (stall, (code, text)) = {
+                let (stall, (code, text), rule) = {
                     let b = behaviour.lock().unwrap();
-                    (b.stall_after_data, b.data_end.clone())
+                    (
+                        b.stall_after_data,
+                        b.data_end.clone(),
+                        b.rcpt_after_data.clone(),
+                    )
                 };
                 if stall {
                     std::thread::sleep(Duration::from_secs(60));
                     return Ok(());
                 }
+                let record = |rcpts: Vec<String>, data: Vec<u8>| Received {
+                    mail_from: mail_from.clone(),
+                    rcpts,
+                    data,
+                    tls: state.tls,
+                    auth_user: state.auth_user.clone(),
+                };
                 if lmtp {
-                    let rule = behaviour.lock().unwrap().rcpt_after_data.clone();
                     let mut delivered = Vec::new();
                     let mut replies = String::new();
                     for rcpt in &rcpts {
@@ -277,20 +358,12 @@ fn serve(
                         replies.push_str(&format!("{code} {text}\r\n"));
                     }
                     if !delivered.is_empty() {
-                        received.lock().unwrap().push(Received {
-                            mail_from: mail_from.clone(),
-                            rcpts: delivered,
-                            data,
-                        });
+                        received.lock().unwrap().push(record(delivered, data));
                     }
                     replies
                 } else {
                     if code / 100 == 2 {
-                        received.lock().unwrap().push(Received {
-                            mail_from: mail_from.clone(),
-                            rcpts: rcpts.clone(),
-                            data,
-                        });
+                        received.lock().unwrap().push(record(rcpts.clone(), data));
                     }
                     format!("{code} {text}\r\n")
                 }
@@ -298,11 +371,117 @@ fn serve(
         } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
             "250 2.0.0 Ok\r\n".to_string()
         } else if upper.starts_with("QUIT") {
-            out.write_all(b"221 2.0.0 Bye\r\n")?;
+            reader.get_mut().write_all(b"221 2.0.0 Bye\r\n")?;
             return Ok(());
         } else {
             "502 5.5.2 Error: command not recognized\r\n".to_string()
         };
-        out.write_all(reply.as_bytes())?;
+        reader.get_mut().write_all(reply.as_bytes())?;
+        reader.get_mut().flush()?;
     }
+}
+
+/// A certificate for `name` signed by a test CA (made once per `dir`) with
+/// openssl: the rustls server configuration, and the CA's path to trust.
+pub fn tls_config(
+    dir: &std::path::Path,
+    name: &str,
+) -> (Arc<rustls::ServerConfig>, std::path::PathBuf) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is installed");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    if !dir.join("ca.crt").exists() {
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-days",
+                    "1",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-subj",
+                    "/CN=postern test CA",
+                ],
+            ]
+            .concat(),
+        );
+    }
+    let (key, csr, crt, ext) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+        format!("{name}.ext"),
+    );
+    std::fs::write(
+        dir.join(&ext),
+        format!(
+            "subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        ),
+    )
+    .unwrap();
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        &crt,
+        "-extfile",
+        &ext,
+    ]);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join(&crt))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join(&key)).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    (Arc::new(config), dir.join("ca.crt"))
 }

@@ -6,11 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{
-    AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
-};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufReader};
 
-use super::{Failure, Server, SmtpConfig};
+use super::tls::Level;
+use super::{Failure, Server, SmtpConfig, auth};
 use crate::delivery::{Outcome, Report, Request, Status, enhanced_code};
 use crate::mail::{BodyType, xtext};
 use crate::proto::Reply;
@@ -36,6 +35,9 @@ struct Extensions {
     eight_bit: bool,
     smtputf8: bool,
     dsn: bool,
+    starttls: bool,
+    auth_plain: bool,
+    auth_login: bool,
 }
 
 impl Extensions {
@@ -51,6 +53,16 @@ impl Extensions {
                 Some("8BITMIME") => ext.eight_bit = true,
                 Some("SMTPUTF8") => ext.smtputf8 = true,
                 Some("DSN") => ext.dsn = true,
+                Some("STARTTLS") => ext.starttls = true,
+                Some("AUTH") => {
+                    for mechanism in words {
+                        match mechanism.to_ascii_uppercase().as_str() {
+                            "PLAIN" => ext.auth_plain = true,
+                            "LOGIN" => ext.auth_login = true,
+                            _ => {}
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -58,15 +70,20 @@ impl Extensions {
     }
 }
 
+/// A byte stream: TCP, a Unix socket, or TLS over either.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 struct Conn<'a> {
-    reader: BufReader<Box<dyn AsyncRead + Unpin + Send>>,
-    writer: BufWriter<Box<dyn AsyncWrite + Unpin + Send>>,
+    /// Reads are buffered; writes go straight through (each write is a
+    /// whole command batch or a 64 KiB piece of content).
+    stream: BufReader<Box<dyn Stream>>,
     server: &'a Server,
 }
 
 impl Conn<'_> {
     async fn read(&mut self, limit: Duration, stage: &str) -> Result<Reply, String> {
-        match tokio::time::timeout(limit, read_reply(&mut self.reader)).await {
+        match tokio::time::timeout(limit, read_reply(&mut self.stream)).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(ReplyError::Malformed(m))) => Err(format!(
                 "host {} sent a malformed reply while {stage}: {m}",
@@ -85,8 +102,9 @@ impl Conn<'_> {
 
     async fn send(&mut self, bytes: &[u8], limit: Duration, stage: &str) -> Result<(), String> {
         let write = async {
-            self.writer.write_all(bytes).await?;
-            self.writer.flush().await
+            let stream = self.stream.get_mut();
+            stream.write_all(bytes).await?;
+            stream.flush().await
         };
         match tokio::time::timeout(limit, write).await {
             Ok(Ok(())) => Ok(()),
@@ -136,7 +154,7 @@ fn failure(text: String, reply: Option<&Reply>) -> Failure {
     }
 }
 
-pub async fn transaction<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+pub async fn transaction<S: Stream + 'static>(
     stream: S,
     server: &Server,
     request: &Request,
@@ -144,14 +162,9 @@ pub async fn transaction<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     started: Instant,
     protocol: Protocol,
 ) -> End {
-    let (read, write) = tokio::io::split(stream);
-    let (read, write): (
-        Box<dyn AsyncRead + Unpin + Send>,
-        Box<dyn AsyncWrite + Unpin + Send>,
-    ) = (Box::new(read), Box::new(write));
+    let stream: Box<dyn Stream> = Box::new(stream);
     let mut conn = Conn {
-        reader: BufReader::new(read),
-        writer: BufWriter::with_capacity(64 * 1024, write),
+        stream: BufReader::new(stream),
         server,
     };
     match conn
@@ -170,10 +183,34 @@ pub async fn transaction<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         }
         Err(text) => return End::TryNext(failure(text, None)),
     };
-    let ext = match hello(&mut conn, config, protocol).await {
+    let mut ext = match hello(&mut conn, config, protocol).await {
         Ok(ext) => ext,
         Err(end) => return end,
     };
+    let level = config.tls.as_ref().map_or(Level::None, |t| t.level);
+    if level != Level::None && ext.starttls {
+        conn = match starttls(conn, config).await {
+            Ok(upgraded) => upgraded,
+            Err(end) => return end,
+        };
+        ext = match hello(&mut conn, config, protocol).await {
+            Ok(ext) => ext,
+            Err(end) => return end,
+        };
+    } else if level.required() {
+        let text = format!(
+            "TLS is required, but was not offered by host {}",
+            server.label()
+        );
+        return End::TryNext(Failure {
+            text,
+            dsn: "4.7.4".into(),
+            permanent: false,
+        });
+    }
+    if let Some(end) = authenticate(&mut conn, config, &ext, &request.route.nexthop).await {
+        return end;
+    }
     let setup = started.elapsed();
     let envelope = &request.envelope;
     let relay = server.relay();
@@ -482,6 +519,166 @@ async fn hello(
         Ok(r) => Err(End::TryNext(failure(conn.said(&r, "HELO"), Some(&r)))),
         Err(text) => Err(End::TryNext(failure(text, None))),
     }
+}
+
+/// STARTTLS, then the handshake on the same connection.
+async fn starttls<'a>(mut conn: Conn<'a>, config: &SmtpConfig) -> Result<Conn<'a>, End> {
+    let server = conn.server;
+    let Some(tls) = config.tls.as_ref() else {
+        return Ok(conn);
+    };
+    if let Err(text) = conn
+        .send(b"STARTTLS\r\n", config.helo_timeout, "sending STARTTLS")
+        .await
+    {
+        return Err(End::TryNext(failure(text, None)));
+    }
+    match conn
+        .read(config.helo_timeout, "receiving the STARTTLS reply")
+        .await
+    {
+        Ok(r) if r.code == 220 => {}
+        Ok(r) => return Err(End::TryNext(failure(conn.said(&r, "STARTTLS"), Some(&r)))),
+        Err(text) => return Err(End::TryNext(failure(text, None))),
+    }
+    // Anything the server sent after its 220 came before the handshake and
+    // cannot be trusted (the client side of CVE-2011-0411): refuse.
+    if !conn.stream.buffer().is_empty() {
+        let text = format!("host {} sent data after its STARTTLS reply", server.label());
+        return Err(End::TryNext(failure(text, None)));
+    }
+    let name = match super::tls::server_name(&server.name) {
+        Ok(name) => name,
+        Err(text) => return Err(End::TryNext(failure(text, None))),
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.config());
+    let inner = conn.stream.into_inner();
+    let handshake = tokio::time::timeout(config.helo_timeout, connector.connect(name, inner)).await;
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            let text = format!("TLS handshake with {} failed: {e}", server.label());
+            return Err(End::TryNext(Failure {
+                text,
+                dsn: "4.7.5".into(),
+                permanent: false,
+            }));
+        }
+        Err(_) => {
+            let text = format!("TLS handshake with {} timed out", server.label());
+            return Err(End::TryNext(Failure {
+                text,
+                dsn: "4.7.5".into(),
+                permanent: false,
+            }));
+        }
+    };
+    let (_, session) = stream.get_ref();
+    let trust = if tls.level == Level::Verify {
+        "Verified"
+    } else {
+        "Untrusted"
+    };
+    let version = session
+        .protocol_version()
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_default();
+    let cipher = session
+        .negotiated_cipher_suite()
+        .map(|c| format!("{:?}", c.suite()))
+        .unwrap_or_default();
+    tracing::info!(target: "smtp", "{trust} TLS connection established to {}: {version} with cipher {cipher}", server.relay());
+    let stream: Box<dyn Stream> = Box::new(stream);
+    Ok(Conn {
+        stream: BufReader::new(stream),
+        server,
+    })
+}
+
+/// AUTH PLAIN or LOGIN when the map has credentials for this nexthop or
+/// server; `Some` ends the attempt on this server.
+async fn authenticate(
+    conn: &mut Conn<'_>,
+    config: &SmtpConfig,
+    ext: &Extensions,
+    nexthop: &str,
+) -> Option<End> {
+    let maps = config.sasl_password_maps.as_ref()?;
+    let found = crate::maps::lookup(maps, nexthop)
+        .or_else(|| crate::maps::lookup(maps, &conn.server.name))?;
+    let Some((user, password)) = auth::credentials(&found) else {
+        let text = format!(
+            "bad credentials entry for {nexthop} in smtp_sasl_password_maps (expected user:password)"
+        );
+        return Some(End::TryNext(Failure {
+            text,
+            dsn: "4.7.0".into(),
+            permanent: false,
+        }));
+    };
+    let steps: Vec<(String, &str)> = if ext.auth_plain {
+        vec![(
+            format!("AUTH PLAIN {}\r\n", auth::plain(&user, &password)),
+            "AUTH",
+        )]
+    } else if ext.auth_login {
+        vec![
+            ("AUTH LOGIN\r\n".to_string(), "AUTH"),
+            (
+                format!("{}\r\n", auth::base64(user.as_bytes())),
+                "AUTH username",
+            ),
+            (
+                format!("{}\r\n", auth::base64(password.as_bytes())),
+                "AUTH password",
+            ),
+        ]
+    } else {
+        let text = format!(
+            "host {} offers no SASL mechanism we support (PLAIN, LOGIN)",
+            conn.server.label()
+        );
+        return Some(End::TryNext(Failure {
+            text,
+            dsn: "4.7.0".into(),
+            permanent: false,
+        }));
+    };
+    let last = steps.len() - 1;
+    for (i, (line, what)) in steps.iter().enumerate() {
+        if let Err(text) = conn
+            .send(line.as_bytes(), config.helo_timeout, "sending AUTH")
+            .await
+        {
+            return Some(End::TryNext(failure(text, None)));
+        }
+        let reply = match conn
+            .read(config.helo_timeout, "receiving the AUTH reply")
+            .await
+        {
+            Ok(reply) => reply,
+            Err(text) => return Some(End::TryNext(failure(text, None))),
+        };
+        let expected = if i == last {
+            reply.code == 235
+        } else {
+            reply.code == 334
+        };
+        if !expected {
+            let text = format!(
+                "SASL authentication failed; server {} said: {} {} (in reply to {what})",
+                conn.server.label(),
+                reply.code,
+                clean(&reply.lines.join(" "))
+            );
+            return Some(End::TryNext(Failure {
+                text,
+                dsn: "4.7.0".into(),
+                permanent: false,
+            }));
+        }
+    }
+    None
 }
 
 async fn quit(conn: &mut Conn<'_>, config: &SmtpConfig) {

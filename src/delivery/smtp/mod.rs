@@ -13,19 +13,26 @@
 //!   `smtp_data_init_timeout`, `smtp_data_xfer_timeout`,
 //!   `smtp_data_done_timeout`, `smtp_quit_timeout`.
 
+mod auth;
 pub(crate) mod client;
 pub(crate) mod dns;
 pub mod nexthop;
+pub mod tls;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Report, Request, Status};
 use crate::config::Config;
 
 /// The slice of configuration the smtp agent reads.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SmtpConfig {
+    /// STARTTLS; `None` when the level is `none`.
+    pub tls: Option<Arc<tls::Tls>>,
+    /// Credentials per nexthop or server name, `user:password`.
+    pub sasl_password_maps: Option<Arc<Vec<Box<dyn crate::maps::Map>>>>,
     pub helo_name: String,
     pub fallback_relay: Vec<String>,
     pub connect_timeout: Duration,
@@ -39,8 +46,22 @@ pub struct SmtpConfig {
 }
 
 impl SmtpConfig {
-    pub fn from_config(c: &Config) -> SmtpConfig {
-        SmtpConfig {
+    pub fn from_config(c: &Config) -> Result<SmtpConfig, String> {
+        let level = tls::Level::parse(&c.smtp_tls_security_level)?;
+        let tls = match level {
+            tls::Level::None => None,
+            level => Some(Arc::new(tls::Tls::new(level, &c.smtp_tls_ca_file)?)),
+        };
+        let sasl_password_maps = if c.smtp_sasl_auth_enable {
+            Some(Arc::new(
+                crate::maps::open_list(&c.smtp_sasl_password_maps).map_err(|e| e.to_string())?,
+            ))
+        } else {
+            None
+        };
+        Ok(SmtpConfig {
+            tls,
+            sasl_password_maps,
             helo_name: c.smtp_helo_name.clone(),
             fallback_relay: c.smtp_fallback_relay.clone(),
             connect_timeout: c.smtp_connect_timeout,
@@ -51,7 +72,7 @@ impl SmtpConfig {
             data_xfer_timeout: c.smtp_data_xfer_timeout,
             data_done_timeout: c.smtp_data_done_timeout,
             quit_timeout: c.smtp_quit_timeout,
-        }
+        })
     }
 }
 
