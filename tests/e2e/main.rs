@@ -10,6 +10,7 @@ mod clients;
 mod config;
 mod delivery;
 mod mx;
+mod pflogsumm;
 mod queue;
 mod safety;
 mod smtpd;
