@@ -323,6 +323,10 @@ pub struct Config {
     pub delay_warning_time: Duration,
     /// Original content returned in a bounce, at most.
     pub bounce_size_limit: usize,
+    /// SMTP connection cache.
+    pub smtp_connection_cache_on_demand: bool,
+    pub smtp_connection_cache_time_limit: Duration,
+    pub smtp_connection_reuse_time_limit: Duration,
     /// SMTP client TLS level and trusted CAs.
     pub smtp_tls_security_level: String,
     pub smtp_tls_ca_file: String,
@@ -453,6 +457,21 @@ impl Config {
             delay_warning_time: get(s, "delay_warning_time", values::duration)?,
             smtp_helo_name: get(s, "smtp_helo_name", text)?,
             smtp_tls_security_level: get(s, "smtp_tls_security_level", text)?,
+            smtp_connection_cache_on_demand: get(
+                s,
+                "smtp_connection_cache_on_demand",
+                values::yes_no,
+            )?,
+            smtp_connection_cache_time_limit: get(
+                s,
+                "smtp_connection_cache_time_limit",
+                values::duration,
+            )?,
+            smtp_connection_reuse_time_limit: get(
+                s,
+                "smtp_connection_reuse_time_limit",
+                values::duration,
+            )?,
             smtp_tls_ca_file: get(s, "smtp_tls_CAfile", text)?,
             smtp_sasl_auth_enable: get(s, "smtp_sasl_auth_enable", values::yes_no)?,
             smtp_sasl_password_maps: get(s, "smtp_sasl_password_maps", |v| Ok(values::list(v)))?,

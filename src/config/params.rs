@@ -61,6 +61,9 @@ params! {
     "relayhost" = Text(""), "The next hop for non-local mail; empty means direct delivery (used by delivery).";
     "shutdown_grace_period" = Text("10s"), "How long open sessions and in-flight writes may take to finish on stop.";
     "smtp_connect_timeout" = Text("30s"), "Time limit for a TCP connection to complete.";
+    "smtp_connection_cache_on_demand" = Text("yes"), "Keep SMTP connections open for the next message to the same nexthop.";
+    "smtp_connection_cache_time_limit" = Text("2s"), "How long a cached SMTP connection may stay idle.";
+    "smtp_connection_reuse_time_limit" = Text("300s"), "How long an SMTP connection may be reused in all.";
     "smtp_data_done_timeout" = Text("600s"), "Time limit for the reply to the end of data.";
     "smtp_data_init_timeout" = Text("120s"), "Time limit for the reply to DATA.";
     "smtp_data_xfer_timeout" = Text("180s"), "Time limit for sending message content.";

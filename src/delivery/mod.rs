@@ -85,6 +85,9 @@ pub struct Report {
     pub setup: Duration,
     /// Transmission time.
     pub transmission: Duration,
+    /// Transactions on the connection so far, this one included (1: a new
+    /// connection); Postfix logs `conn_use=N` when above 1.
+    pub conn_use: u32,
 }
 
 impl Report {

@@ -24,6 +24,8 @@ pub struct Line<'a> {
     pub to: &'a str,
     pub orig_to: Option<&'a str>,
     pub relay: &'a str,
+    /// Transactions on the connection, logged when above 1.
+    pub conn_use: u32,
     pub delay: Duration,
     pub delays: [Duration; 4],
     pub dsn: &'a str,
@@ -37,9 +39,14 @@ impl Line<'_> {
             .orig_to
             .map(|o| format!(", orig_to=<{o}>"))
             .unwrap_or_default();
+        let conn_use = if self.conn_use > 1 {
+            format!(", conn_use={}", self.conn_use)
+        } else {
+            String::new()
+        };
         let [a, b, c, d] = self.delays;
         format!(
-            "{}: to=<{}>{orig}, relay={}, delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})",
+            "{}: to=<{}>{orig}, relay={}{conn_use}, delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})",
             self.queue_id,
             self.to,
             self.relay,
@@ -78,6 +85,7 @@ mod tests {
             to: "b@example.net",
             orig_to: None,
             relay: "mx.example.net[192.0.2.1]:25",
+            conn_use: 1,
             delay: Duration::from_millis(570),
             delays: [
                 Duration::from_millis(80),

@@ -405,6 +405,7 @@ impl Qmgr {
             to: &rcpt.address,
             orig_to: orig.filter(|o| !o.eq_ignore_ascii_case(&rcpt.address)),
             relay: &outcome.relay,
+            conn_use: report.conn_use,
             delay: since(arrival, now),
             delays: [
                 since(arrival, message.active_at),
@@ -485,6 +486,7 @@ impl Qmgr {
                     to: &rcpt.address,
                     orig_to: None,
                     relay: "none",
+                    conn_use: 0,
                     delay: since(message.state.arrival_time, now),
                     delays: [
                         since(message.state.arrival_time, message.active_at),

@@ -529,3 +529,26 @@ fn lmtp_over_tcp() {
     assert_eq!(got[0].rcpts.len(), 2);
     p.wait_empty();
 }
+
+#[test]
+fn connections_are_reused_for_the_next_message() {
+    let peer = Peer::start(Behaviour::default());
+    let p = relay_to(&peer, "smtp_connection_cache_time_limit = \"10s\"");
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        ids.push(p.send("a@client.example", &["x@remote.example"], BODY));
+        peer.wait_messages(n);
+    }
+    assert_eq!(peer.sessions(), 1, "one connection carried all three");
+    assert!(
+        p.wait_log(&format!("{}: to=<x@remote.example>", ids[2]))
+            .contains(", conn_use=3, ")
+    );
+    let single = Peer::start(Behaviour::default());
+    let q = relay_to(&single, "smtp_connection_cache_on_demand = \"no\"");
+    for n in 1..=2 {
+        q.send("a@client.example", &["x@remote.example"], BODY);
+        single.wait_messages(n);
+    }
+    assert_eq!(single.sessions(), 2);
+}

@@ -74,14 +74,14 @@ impl Extensions {
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-struct Conn<'a> {
+struct Conn {
     /// Reads are buffered; writes go straight through (each write is a
     /// whole command batch or a 64 KiB piece of content).
     stream: BufReader<Box<dyn Stream>>,
-    server: &'a Server,
+    server: Server,
 }
 
-impl Conn<'_> {
+impl Conn {
     async fn read(&mut self, limit: Duration, stage: &str) -> Result<Reply, String> {
         match tokio::time::timeout(limit, read_reply(&mut self.stream)).await {
             Ok(Ok(reply)) => Ok(reply),
@@ -154,6 +154,17 @@ fn failure(text: String, reply: Option<&Reply>) -> Failure {
     }
 }
 
+/// A session ready for mail: greeted, TLS and AUTH done.
+pub struct Session {
+    conn: Conn,
+    ext: Extensions,
+    protocol: Protocol,
+    /// Transactions run on this connection so far.
+    pub uses: u32,
+    pub opened: Instant,
+}
+
+/// One transaction on a new connection, closed afterwards (LMTP).
 pub async fn transaction<S: Stream + 'static>(
     stream: S,
     server: &Server,
@@ -162,6 +173,33 @@ pub async fn transaction<S: Stream + 'static>(
     started: Instant,
     protocol: Protocol,
 ) -> End {
+    let session = match open(
+        stream,
+        server.clone(),
+        config,
+        protocol,
+        &request.route.nexthop,
+    )
+    .await
+    {
+        Ok(session) => session,
+        Err(end) => return end,
+    };
+    let (end, session) = deliver(session, request, config, started, started.elapsed()).await;
+    if let Some(session) = session {
+        close(session, config).await;
+    }
+    end
+}
+
+/// Greeting, EHLO/LHLO, STARTTLS as the TLS level asks, AUTH when there are credentials.
+pub async fn open<S: Stream + 'static>(
+    stream: S,
+    server: Server,
+    config: &SmtpConfig,
+    protocol: Protocol,
+    nexthop: &str,
+) -> Result<Session, End> {
     let stream: Box<dyn Stream> = Box::new(stream);
     let mut conn = Conn {
         stream: BufReader::new(stream),
@@ -175,43 +213,113 @@ pub async fn transaction<S: Stream + 'static>(
         Ok(r) => {
             let text = format!(
                 "host {} refused to talk to me: {} {}",
-                server.label(),
+                conn.server.label(),
                 r.code,
                 clean(&r.lines.join(" "))
             );
-            return End::TryNext(failure(text, Some(&r)));
+            return Err(End::TryNext(failure(text, Some(&r))));
         }
-        Err(text) => return End::TryNext(failure(text, None)),
+        Err(text) => return Err(End::TryNext(failure(text, None))),
     };
-    let mut ext = match hello(&mut conn, config, protocol).await {
-        Ok(ext) => ext,
-        Err(end) => return end,
-    };
+    let mut ext = hello(&mut conn, config, protocol).await?;
     let level = config.tls.as_ref().map_or(Level::None, |t| t.level);
     if level != Level::None && ext.starttls {
-        conn = match starttls(conn, config).await {
-            Ok(upgraded) => upgraded,
-            Err(end) => return end,
-        };
-        ext = match hello(&mut conn, config, protocol).await {
-            Ok(ext) => ext,
-            Err(end) => return end,
-        };
+        conn = starttls(conn, config).await?;
+        ext = hello(&mut conn, config, protocol).await?;
     } else if level.required() {
         let text = format!(
             "TLS is required, but was not offered by host {}",
-            server.label()
+            conn.server.label()
         );
-        return End::TryNext(Failure {
+        return Err(End::TryNext(Failure {
             text,
             dsn: "4.7.4".into(),
             permanent: false,
-        });
+        }));
     }
-    if let Some(end) = authenticate(&mut conn, config, &ext, &request.route.nexthop).await {
-        return end;
+    if let Some(end) = authenticate(&mut conn, config, &ext, nexthop).await {
+        return Err(end);
     }
-    let setup = started.elapsed();
+    Ok(Session {
+        conn,
+        ext,
+        protocol,
+        uses: 0,
+        opened: Instant::now(),
+    })
+}
+
+/// Checks that a cached session still works (RSET).
+pub async fn reuse(session: &mut Session, config: &SmtpConfig) -> bool {
+    if session
+        .conn
+        .send(b"RSET\r\n", config.helo_timeout, "sending RSET")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    matches!(session.conn.read(config.helo_timeout, "receiving the RSET reply").await, Ok(r) if r.code / 100 == 2)
+}
+
+/// Ends a session politely.
+pub async fn close(mut session: Session, config: &SmtpConfig) {
+    quit(&mut session.conn, config).await;
+}
+
+/// One mail transaction on an open session. The session comes back when it
+/// can carry another transaction.
+pub async fn deliver(
+    session: Session,
+    request: &Request,
+    config: &SmtpConfig,
+    started: Instant,
+    setup: Duration,
+) -> (End, Option<Session>) {
+    let Session {
+        mut conn,
+        ext,
+        protocol,
+        uses,
+        opened,
+    } = session;
+    let ran = run(&mut conn, &ext, protocol, request, config, started, setup).await;
+    let (mut end, reusable) = match ran {
+        Ran::Reusable(end) => (end, true),
+        Ran::Closed(end) => (end, false),
+    };
+    if let End::Done(report) = &mut end {
+        report.conn_use = uses + 1;
+    }
+    (
+        end,
+        reusable.then_some(Session {
+            conn,
+            ext,
+            protocol,
+            uses: uses + 1,
+            opened,
+        }),
+    )
+}
+
+/// How a transaction left the connection.
+enum Ran {
+    Reusable(End),
+    Closed(End),
+}
+
+async fn run(
+    conn: &mut Conn,
+    ext: &Extensions,
+    protocol: Protocol,
+    request: &Request,
+    config: &SmtpConfig,
+    started: Instant,
+    setup: Duration,
+) -> Ran {
+    let server = conn.server.clone();
+    let server = &server;
     let envelope = &request.envelope;
     let relay = server.relay();
     let outcome = |index: usize, status: Status, dsn: String, text: String| Outcome {
@@ -231,22 +339,22 @@ pub async fn transaction<S: Stream + 'static>(
             .collect()
     };
     if envelope.smtputf8 && !ext.smtputf8 {
-        quit(&mut conn, config).await;
+        quit(conn, config).await;
         let text = format!(
             "host {} does not support SMTPUTF8, which this message needs",
             server.label()
         );
-        return done(all(Status::Bounced, "5.6.7", &text), setup, started);
+        return Ran::Closed(done(all(Status::Bounced, "5.6.7", &text), setup, started));
     }
     if ext.size.is_some_and(|limit| request.size > limit) {
-        quit(&mut conn, config).await;
+        quit(conn, config).await;
         let text = format!(
             "message size {} exceeds size limit {} of server {}",
             request.size,
             ext.size.unwrap_or(0),
             server.label()
         );
-        return done(all(Status::Bounced, "5.3.4", &text), setup, started);
+        return Ran::Closed(done(all(Status::Bounced, "5.3.4", &text), setup, started));
     }
 
     // The envelope, pipelined when the server allows it.
@@ -297,13 +405,13 @@ pub async fn transaction<S: Stream + 'static>(
             .send(&batch, config.mail_timeout, "sending MAIL FROM")
             .await
         {
-            return End::TryNext(failure(text, None));
+            return Ran::Closed(End::TryNext(failure(text, None)));
         }
     } else if let Err(text) = conn
         .send(mail.as_bytes(), config.mail_timeout, "sending MAIL FROM")
         .await
     {
-        return End::TryNext(failure(text, None));
+        return Ran::Closed(End::TryNext(failure(text, None)));
     }
     match conn
         .read(config.mail_timeout, "receiving the MAIL FROM reply")
@@ -313,13 +421,13 @@ pub async fn transaction<S: Stream + 'static>(
         Ok(r) => {
             let text = conn.said(&r, "MAIL FROM");
             if r.code >= 500 {
-                quit(&mut conn, config).await;
+                quit(conn, config).await;
                 let dsn = enhanced_code(r.code, r.lines.first().map(String::as_str).unwrap_or(""));
-                return done(all(Status::Bounced, &dsn, &text), setup, started);
+                return Ran::Closed(done(all(Status::Bounced, &dsn, &text), setup, started));
             }
-            return End::TryNext(failure(text, Some(&r)));
+            return Ran::Closed(End::TryNext(failure(text, Some(&r))));
         }
-        Err(text) => return End::TryNext(failure(text, None)),
+        Err(text) => return Ran::Closed(End::TryNext(failure(text, None))),
     }
     let mut outcomes = Vec::new();
     let mut accepted = Vec::new();
@@ -333,7 +441,7 @@ pub async fn transaction<S: Stream + 'static>(
                 )
                 .await
         {
-            return End::TryNext(failure(text, None));
+            return Ran::Closed(End::TryNext(failure(text, None)));
         }
         match conn
             .read(config.rcpt_timeout, "receiving the RCPT TO reply")
@@ -351,7 +459,7 @@ pub async fn transaction<S: Stream + 'static>(
             }
             Err(text) => {
                 if accepted.is_empty() && outcomes.is_empty() {
-                    return End::TryNext(failure(text, None));
+                    return Ran::Closed(End::TryNext(failure(text, None)));
                 }
                 let rest: Vec<usize> = request.recipients[pos..].to_vec();
                 outcomes.extend(
@@ -359,7 +467,7 @@ pub async fn transaction<S: Stream + 'static>(
                         .chain(accepted.iter())
                         .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
                 );
-                return done(outcomes, setup, started);
+                return Ran::Closed(done(outcomes, setup, started));
             }
         }
     }
@@ -369,8 +477,8 @@ pub async fn transaction<S: Stream + 'static>(
                 .read(config.data_init_timeout, "receiving the DATA reply")
                 .await;
         }
-        quit(&mut conn, config).await;
-        return done(outcomes, setup, started);
+        quit(conn, config).await;
+        return Ran::Closed(done(outcomes, setup, started));
     }
     if !ext.pipelining
         && let Err(text) = conn
@@ -382,7 +490,7 @@ pub async fn transaction<S: Stream + 'static>(
                 .iter()
                 .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
         );
-        return done(outcomes, setup, started);
+        return Ran::Closed(done(outcomes, setup, started));
     }
     match conn
         .read(config.data_init_timeout, "receiving the DATA reply")
@@ -397,8 +505,8 @@ pub async fn transaction<S: Stream + 'static>(
                     .iter()
                     .map(|&i| outcome(i, Status::from_code(r.code), dsn.clone(), text.clone())),
             );
-            quit(&mut conn, config).await;
-            return done(outcomes, setup, started);
+            quit(conn, config).await;
+            return Ran::Closed(done(outcomes, setup, started));
         }
         Err(text) => {
             outcomes.extend(
@@ -406,16 +514,16 @@ pub async fn transaction<S: Stream + 'static>(
                     .iter()
                     .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
             );
-            return done(outcomes, setup, started);
+            return Ran::Closed(done(outcomes, setup, started));
         }
     }
-    if let Err(text) = send_content(&mut conn, request, config).await {
+    if let Err(text) = send_content(conn, request, config).await {
         outcomes.extend(
             accepted
                 .iter()
                 .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
         );
-        return done(outcomes, setup, started);
+        return Ran::Closed(done(outcomes, setup, started));
     }
     // SMTP answers once for all accepted recipients; LMTP once for each.
     let replies = if protocol == Protocol::Lmtp {
@@ -458,12 +566,11 @@ pub async fn transaction<S: Stream + 'static>(
                         .iter()
                         .map(|&i| outcome(i, Status::Deferred, "4.4.2".into(), text.clone())),
                 );
-                return done(outcomes, setup, started);
+                return Ran::Closed(done(outcomes, setup, started));
             }
         }
     }
-    quit(&mut conn, config).await;
-    done(outcomes, setup, started)
+    Ran::Reusable(done(outcomes, setup, started))
 }
 
 fn done(outcomes: Vec<Outcome>, setup: Duration, started: Instant) -> End {
@@ -473,11 +580,12 @@ fn done(outcomes: Vec<Outcome>, setup: Duration, started: Instant) -> End {
         destination_failed: false,
         setup,
         transmission,
+        conn_use: 1,
     })
 }
 
 async fn hello(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     config: &SmtpConfig,
     protocol: Protocol,
 ) -> Result<Extensions, End> {
@@ -522,8 +630,8 @@ async fn hello(
 }
 
 /// STARTTLS, then the handshake on the same connection.
-async fn starttls<'a>(mut conn: Conn<'a>, config: &SmtpConfig) -> Result<Conn<'a>, End> {
-    let server = conn.server;
+async fn starttls(mut conn: Conn, config: &SmtpConfig) -> Result<Conn, End> {
+    let server = conn.server.clone();
     let Some(tls) = config.tls.as_ref() else {
         return Ok(conn);
     };
@@ -598,7 +706,7 @@ async fn starttls<'a>(mut conn: Conn<'a>, config: &SmtpConfig) -> Result<Conn<'a
 /// AUTH PLAIN or LOGIN when the map has credentials for this nexthop or
 /// server; `Some` ends the attempt on this server.
 async fn authenticate(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     config: &SmtpConfig,
     ext: &Extensions,
     nexthop: &str,
@@ -681,7 +789,7 @@ async fn authenticate(
     None
 }
 
-async fn quit(conn: &mut Conn<'_>, config: &SmtpConfig) {
+async fn quit(conn: &mut Conn, config: &SmtpConfig) {
     if conn
         .send(b"QUIT\r\n", config.quit_timeout, "sending QUIT")
         .await
@@ -695,7 +803,7 @@ async fn quit(conn: &mut Conn<'_>, config: &SmtpConfig) {
 
 /// Streams the content from the queue file, dot-stuffed, then `.`.
 async fn send_content(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     request: &Request,
     config: &SmtpConfig,
 ) -> Result<(), String> {
@@ -739,7 +847,7 @@ async fn send_content(
     send_raw(conn, end, config.data_xfer_timeout).await
 }
 
-async fn send_raw(conn: &mut Conn<'_>, bytes: &[u8], limit: Duration) -> Result<(), String> {
+async fn send_raw(conn: &mut Conn, bytes: &[u8], limit: Duration) -> Result<(), String> {
     conn.send(bytes, limit, "sending message body").await
 }
 

@@ -19,8 +19,9 @@ pub(crate) mod dns;
 pub mod nexthop;
 pub mod tls;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Report, Request, Status};
@@ -29,6 +30,12 @@ use crate::config::Config;
 /// The slice of configuration the smtp agent reads.
 #[derive(Clone)]
 pub struct SmtpConfig {
+    /// Keep a connection open after a delivery for the next message to the
+    /// same nexthop, for at most `cache_time_limit` idle and
+    /// `reuse_time_limit` in all.
+    pub connection_cache: bool,
+    pub cache_time_limit: Duration,
+    pub reuse_time_limit: Duration,
     /// STARTTLS; `None` when the level is `none`.
     pub tls: Option<Arc<tls::Tls>>,
     /// Credentials per nexthop or server name, `user:password`.
@@ -60,6 +67,9 @@ impl SmtpConfig {
             None
         };
         Ok(SmtpConfig {
+            connection_cache: c.smtp_connection_cache_on_demand,
+            cache_time_limit: c.smtp_connection_cache_time_limit,
+            reuse_time_limit: c.smtp_connection_reuse_time_limit,
             tls,
             sasl_password_maps,
             helo_name: c.smtp_helo_name.clone(),
@@ -76,18 +86,25 @@ impl SmtpConfig {
     }
 }
 
+/// Idle sessions by nexthop, each with the time it was put back.
+type SessionCache = HashMap<String, Vec<(client::Session, Instant)>>;
+
 pub struct SmtpAgent {
     config: SmtpConfig,
     dns: dns::Dns,
+    /// Open sessions by nexthop, with the time each was put back.
+    cache: Arc<Mutex<SessionCache>>,
 }
 
 /// One server to try: its name and address.
+#[derive(Clone)]
 pub(crate) struct Server {
     pub name: String,
     pub endpoint: Endpoint,
 }
 
 /// Where a server listens.
+#[derive(Clone)]
 pub(crate) enum Endpoint {
     Inet(SocketAddr),
     Unix(std::path::PathBuf),
@@ -129,11 +146,83 @@ impl SmtpAgent {
         SmtpAgent {
             config,
             dns: dns::Dns::new(dns_servers),
+            cache: Arc::default(),
         }
+    }
+
+    /// Tries a cached session to the request's nexthop first.
+    async fn deliver_cached(&self, request: &Request, started: Instant) -> Option<Report> {
+        loop {
+            let taken = self
+                .cache
+                .lock()
+                .ok()?
+                .get_mut(&request.route.nexthop)
+                .and_then(|v| v.pop());
+            let (mut session, _) = taken?;
+            if session.opened.elapsed() >= self.config.reuse_time_limit
+                || !client::reuse(&mut session, &self.config).await
+            {
+                client::close(session, &self.config).await;
+                continue;
+            }
+            let (end, session) =
+                client::deliver(session, request, &self.config, started, Duration::ZERO).await;
+            if let Some(session) = session {
+                self.keep(&request.route.nexthop, session).await;
+            }
+            return match end {
+                client::End::Done(report) => Some(report),
+                client::End::TryNext(_) => None,
+            };
+        }
+    }
+
+    /// Caches a session for the next delivery to `nexthop`, or closes it.
+    async fn keep(&self, nexthop: &str, session: client::Session) {
+        if !self.config.connection_cache || session.opened.elapsed() >= self.config.reuse_time_limit
+        {
+            client::close(session, &self.config).await;
+            return;
+        }
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
+        cache
+            .entry(nexthop.to_string())
+            .or_default()
+            .push((session, Instant::now()));
+        drop(cache);
+        // Close what stayed idle past the time limit.
+        let (cache, config) = (self.cache.clone(), self.config.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(config.cache_time_limit).await;
+            let expired: Vec<client::Session> = match cache.lock() {
+                Ok(mut cache) => {
+                    let mut expired = Vec::new();
+                    for sessions in cache.values_mut() {
+                        let (old, fresh): (Vec<_>, Vec<_>) = sessions
+                            .drain(..)
+                            .partition(|(_, at)| at.elapsed() >= config.cache_time_limit);
+                        *sessions = fresh;
+                        expired.extend(old.into_iter().map(|(s, _)| s));
+                    }
+                    cache.retain(|_, sessions| !sessions.is_empty());
+                    expired
+                }
+                Err(_) => Vec::new(),
+            };
+            for session in expired {
+                client::close(session, &config).await;
+            }
+        });
     }
 
     pub async fn deliver(&self, request: &Request) -> Report {
         let started = Instant::now();
+        if let Some(report) = self.deliver_cached(request, started).await {
+            return report;
+        }
         let Some(primary) = nexthop::parse(&request.route.nexthop) else {
             let text = format!("bad nexthop {:?}", request.route.nexthop);
             return Report::all(request, Status::Deferred, "4.3.5", &text, "none");
@@ -192,20 +281,30 @@ impl SmtpAgent {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                match client::transaction(
+                let session = match client::open(
                     stream,
-                    &server,
-                    request,
+                    server.clone(),
                     &self.config,
-                    started,
                     client::Protocol::Smtp,
+                    &request.route.nexthop,
                 )
                 .await
                 {
-                    client::End::Done(mut report) => {
-                        report.setup = report.setup.min(started.elapsed());
-                        return report;
+                    Ok(session) => session,
+                    Err(client::End::TryNext(failure)) => {
+                        last = failure;
+                        continue;
                     }
+                    Err(client::End::Done(report)) => return report,
+                };
+                let (end, session) =
+                    client::deliver(session, request, &self.config, started, started.elapsed())
+                        .await;
+                if let Some(session) = session {
+                    self.keep(&request.route.nexthop, session).await;
+                }
+                match end {
+                    client::End::Done(report) => return report,
                     client::End::TryNext(failure) => last = failure,
                 }
             }
