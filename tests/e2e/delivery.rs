@@ -552,3 +552,34 @@ fn connections_are_reused_for_the_next_message() {
     }
     assert_eq!(single.sessions(), 2);
 }
+
+#[test]
+fn eight_bit_mail_is_converted_for_a_server_without_8bitmime() {
+    let peer = Peer::start(Behaviour {
+        ehlo_extensions: vec!["PIPELINING".into()],
+        ..Behaviour::default()
+    });
+    let p = relay_to(&peer, "");
+    let mut s = p.session();
+    s.cmd("MAIL FROM:<a@client.example> BODY=8BITMIME", 250);
+    s.cmd("RCPT TO:<x@remote.example>", 250);
+    s.cmd("DATA", 354);
+    s.send_raw(
+        "Subject: umlaut\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGrüße\r\n.\r\n"
+            .as_bytes(),
+    );
+    s.expect_reply(250);
+    let got = peer.wait_messages(1);
+    assert!(
+        !got[0].mail_from.contains("BODY=8BITMIME"),
+        "{}",
+        got[0].mail_from
+    );
+    assert!(got[0].data.iter().all(|b| *b < 0x80), "7-bit on the wire");
+    let text = got[0].text();
+    assert!(
+        text.contains("Content-Transfer-Encoding: quoted-printable\r\n")
+            && text.ends_with("\r\n\r\nGr=C3=BC=C3=9Fe\r\n"),
+        "{text}"
+    );
+}

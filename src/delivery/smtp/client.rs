@@ -517,7 +517,7 @@ async fn run(
             return Ran::Closed(done(outcomes, setup, started));
         }
     }
-    if let Err(text) = send_content(conn, request, config).await {
+    if let Err(text) = send_content(conn, request, config, ext.eight_bit).await {
         outcomes.extend(
             accepted
                 .iter()
@@ -802,10 +802,14 @@ async fn quit(conn: &mut Conn, config: &SmtpConfig) {
 }
 
 /// Streams the content from the queue file, dot-stuffed, then `.`.
+/// Streams the content from the queue file, dot-stuffed, then `.`. For a
+/// server without 8BITMIME, 8-bit content is converted to 7-bit first
+/// (`mime.rs`), which needs the message in memory; that path is rare.
 async fn send_content(
     conn: &mut Conn,
     request: &Request,
     config: &SmtpConfig,
+    eight_bit_ok: bool,
 ) -> Result<(), String> {
     let path = request.spool_path.clone();
     let frame = tokio::task::spawn_blocking(move || {
@@ -822,22 +826,39 @@ async fn send_content(
         .await
         .map_err(|e| e.to_string())?;
     let mut content = file.take(len);
-    let mut input = vec![0u8; 64 * 1024];
-    let mut output = Vec::with_capacity(66 * 1024);
     let mut at_line_start = true;
     let mut last = b'\n';
-    loop {
-        let n = content
-            .read(&mut input)
+    let mut output = Vec::with_capacity(66 * 1024);
+    if !eight_bit_ok {
+        let mut whole = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        content
+            .read_to_end(&mut whole)
             .await
             .map_err(|e| format!("cannot read queue file: {e}"))?;
-        if n == 0 {
-            break;
+        if super::mime::has_8bit(&whole) {
+            whole = super::mime::downgrade(&whole);
         }
-        output.clear();
-        stuff(&input[..n], &mut at_line_start, &mut output);
-        last = input[n - 1];
-        send_raw(conn, &output, config.data_xfer_timeout).await?;
+        for piece in whole.chunks(64 * 1024) {
+            output.clear();
+            stuff(piece, &mut at_line_start, &mut output);
+            send_raw(conn, &output, config.data_xfer_timeout).await?;
+        }
+        last = whole.last().copied().unwrap_or(b'\n');
+    } else {
+        let mut input = vec![0u8; 64 * 1024];
+        loop {
+            let n = content
+                .read(&mut input)
+                .await
+                .map_err(|e| format!("cannot read queue file: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            output.clear();
+            stuff(&input[..n], &mut at_line_start, &mut output);
+            last = input[n - 1];
+            send_raw(conn, &output, config.data_xfer_timeout).await?;
+        }
     }
     let end: &[u8] = if last == b'\n' {
         b".\r\n"

@@ -16,6 +16,7 @@
 mod auth;
 pub(crate) mod client;
 pub(crate) mod dns;
+mod mime;
 pub mod nexthop;
 pub mod tls;
 
