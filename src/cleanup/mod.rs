@@ -12,8 +12,8 @@
 //!   blocking pool so many commits proceed at once.
 //!
 //! LOGGING
-//!   `QUEUEID: message-id=<...>` and `QUEUEID: from=<...>, size=N, nrcpt=N
-//!   (queue incoming)`.
+//!   `QUEUEID: message-id=<...>`; qmgr logs `from=<...>, size=N, nrcpt=N
+//!   (queue active)` when it takes the message up.
 //!
 //! PARAMETERS
 //!   `myhostname`, `myorigin`, `mail_name`, `header_size_limit`.
@@ -148,20 +148,10 @@ impl Handler<Commit> for Cleanup {
                 info,
             } = job.ok_or(CleanupError::Lost)?;
             let id = envelope.queue_id.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let state = store.commit(finished, &envelope)?;
-                Ok::<_, StoreError>((state, envelope))
-            })
-            .await
-            .map_err(|e| CleanupError::Write(std::io::Error::other(e.to_string())))?;
-            let (state, envelope) = result?;
+            tokio::task::spawn_blocking(move || store.commit(finished, &envelope))
+                .await
+                .map_err(|e| CleanupError::Write(std::io::Error::other(e.to_string())))??;
             tracing::info!("{id}: message-id={}", info.message_id);
-            tracing::info!(
-                "{id}: from=<{}>, size={}, nrcpt={} (queue incoming)",
-                envelope.sender,
-                state.size,
-                state.recipients.len()
-            );
             Ok(id)
         })
     }
