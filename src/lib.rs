@@ -14,6 +14,7 @@
 //! - [`bounce`]     delivery status notifications back to the sender
 //! - [`maps`]       lookup tables (`texthash:`, `inline:`)
 //! - [`control`]    the control socket behind `stop`, `status` and the queue views
+//! - [`showq`]      queue views shared by commands and metrics (qshape's distribution)
 //! - [`proto`]      the SMTP wire format, pure: commands, replies, lines, DATA
 //! - [`mail`]       shared types without I/O: queue IDs, addresses, envelopes, log lines
 //! - [`cli`]        one module per command (`start`, `postconf`, `postqueue`, ...)
@@ -29,6 +30,7 @@ pub mod maps;
 pub mod proto;
 pub mod qmgr;
 pub mod rewrite;
+pub mod showq;
 pub mod smtpd;
 pub mod store;
 pub mod supervisor;

@@ -6,6 +6,7 @@ pub mod postcat;
 pub mod postconf;
 pub mod postqueue;
 pub mod postsuper;
+pub mod qshape;
 pub mod queue;
 pub mod start;
 pub mod status;
@@ -18,7 +19,14 @@ use anyhow::Context as _;
 use crate::config::{Config, Settings};
 
 /// The names the binary answers to through a link.
-const LINK_NAMES: &[&str] = &["mailq", "postqueue", "postcat", "postconf", "postsuper"];
+const LINK_NAMES: &[&str] = &[
+    "mailq",
+    "postqueue",
+    "postcat",
+    "postconf",
+    "postsuper",
+    "qshape",
+];
 
 const USAGE: &str = "usage: postern COMMAND [ARGS]
 
@@ -30,6 +38,7 @@ commands:
   postconf    show parameters (-n non-default, -d defaults, NAME...)
   mailq       list the queue (= postqueue -p)
   postqueue   -p list the queue, -j as JSON lines, -f flush, -i ID, -s SITE
+  qshape      the queue's domain and age distribution (-s, -p, -b, -t, queues)
   postsuper   -d delete, -h hold, -H release, -r requeue (ID, ALL or -)
   postcat     -q ID: show a queued message
 
@@ -68,6 +77,7 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
         "postqueue" => postqueue::run(rest),
         "postcat" => postcat::run(rest),
         "postsuper" => postsuper::run(rest),
+        "qshape" => qshape::run(rest),
         "help" | "--help" => {
             println!("{USAGE}");
             Ok(0)

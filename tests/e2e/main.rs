@@ -11,6 +11,7 @@ mod config;
 mod delivery;
 mod mx;
 mod pflogsumm;
+mod qshape;
 mod queue;
 mod safety;
 mod smtpd;
