@@ -13,12 +13,14 @@
 //! - [`delivery`]   the delivery agents: smtp, discard, error
 //! - [`bounce`]     delivery status notifications back to the sender
 //! - [`maps`]       lookup tables (`texthash:`, `inline:`)
+//! - [`admin`]      the HTTP service for monitoring: /metrics, /healthz, /readyz
 //! - [`control`]    the control socket behind `stop`, `status` and the queue views
 //! - [`showq`]      queue views shared by commands and metrics (qshape's distribution)
 //! - [`proto`]      the SMTP wire format, pure: commands, replies, lines, DATA
 //! - [`mail`]       shared types without I/O: queue IDs, addresses, envelopes, log lines
 //! - [`cli`]        one module per command (`start`, `postconf`, `postqueue`, ...)
 
+pub mod admin;
 pub mod bounce;
 pub mod cleanup;
 pub mod cli;

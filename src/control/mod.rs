@@ -45,6 +45,8 @@ pub enum Request {
 pub struct Status {
     pub pid: u32,
     pub smtpd: Vec<String>,
+    #[serde(default)]
+    pub admin: Vec<String>,
     pub restarts: std::collections::BTreeMap<String, u64>,
 }
 

@@ -24,6 +24,7 @@ pub struct ControlDeps {
     /// Turned to true to stop the whole instance.
     pub shutdown: watch::Sender<bool>,
     pub smtpd: Vec<String>,
+    pub admin: Vec<String>,
     pub restarts: Arc<Mutex<BTreeMap<String, u64>>>,
     /// Present only when fault injection is enabled.
     pub fault: Option<FaultTrigger>,
@@ -102,6 +103,7 @@ async fn answer(request: Request, deps: &ControlDeps) -> Response {
         Request::Status => Response::Status(Status {
             pid: std::process::id(),
             smtpd: deps.smtpd.clone(),
+            admin: deps.admin.clone(),
             restarts: deps.restarts.lock().map(|r| r.clone()).unwrap_or_default(),
         }),
         Request::Stop => {
@@ -190,6 +192,9 @@ async fn answer(request: Request, deps: &ControlDeps) -> Response {
                 Ok(applied) => {
                     for id in &applied {
                         tracing::info!(target: "postsuper", "{id}: {}", op.words().0);
+                        if op == crate::store::AdminOp::Hold {
+                            crate::admin::metrics::count(crate::admin::metrics::Event::Held);
+                        }
                     }
                     Response::Applied {
                         ids: applied.iter().map(|i| i.to_string()).collect(),

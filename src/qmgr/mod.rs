@@ -35,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
 use tokio::sync::Notify;
 
+use crate::admin::metrics;
 use crate::bounce::{self, BounceConfig, Failed, Kind};
 use crate::cleanup::CleanupHandle;
 use crate::config::Config;
@@ -311,10 +312,15 @@ impl Qmgr {
             let addr = ctx.address();
             tokio::spawn(async move {
                 let key = id.clone();
+                // The move to active is recorded here, before qmgr can act on
+                // the message, so no later state change can be overtaken by it.
                 let loaded = tokio::task::spawn_blocking(move || {
-                    let state = store.get(&key).map_err(|e| e.to_string())?;
-                    let file =
-                        QueueFile::open(&store.spool_path(&key)).map_err(|e| e.to_string())?;
+                    let mut state = store.get(&key).map_err(|e| e.to_string())?;
+                    let file = QueueFile::open(&store.spool_path(&key)).map_err(|e| e.to_string())?;
+                    if !matches!(state.queue, QueueName::Hold | QueueName::Corrupt) {
+                        state.queue = QueueName::Active;
+                        store.put(&key, &state).map_err(|e| e.to_string())?;
+                    }
                     Ok((state, file.envelope))
                 })
                 .await
@@ -343,7 +349,9 @@ impl Qmgr {
             let addr = ctx.address();
             tokio::spawn(async move {
                 let started = SystemTime::now();
+                let busy = metrics::BusyAgent::start(&request.route.transport);
                 let (program, report) = deps.agents.deliver(&request).await;
+                drop(busy);
                 addr.do_send(Delivered {
                     job,
                     program,
@@ -369,6 +377,12 @@ impl Qmgr {
         let Some(rcpt) = message.state.recipients.get_mut(outcome.index) else {
             return;
         };
+        metrics::count(match (outcome.status, program) {
+            (Status::Sent, Program::Discard) => metrics::Event::Discarded,
+            (Status::Sent, _) => metrics::Event::Delivered,
+            (Status::Deferred, _) => metrics::Event::Deferred,
+            (Status::Bounced, _) => metrics::Event::Bounced,
+        });
         let dsn = DsnRecord {
             status: outcome.dsn.clone(),
             diagnostic: outcome.text.clone(),
@@ -499,6 +513,7 @@ impl Qmgr {
                     text: &reason,
                 };
                 line.log(Program::Qmgr);
+                metrics::count(metrics::Event::Bounced);
                 rcpt.dsn = Some(dsn);
                 message.bounced_now.push(i);
             }
@@ -754,7 +769,7 @@ impl Handler<Loaded> for Qmgr {
     fn handle(&mut self, msg: Loaded, ctx: &mut Context<Self>) {
         self.loading = self.loading.saturating_sub(1);
         let Loaded(id, loaded) = msg;
-        let (mut state, envelope) = match loaded {
+        let (state, envelope) = match loaded {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!("{id}: cannot open the message: {e}");
@@ -766,20 +781,12 @@ impl Handler<Loaded> for Qmgr {
             self.known.remove(&id);
             return;
         }
-        state.queue = QueueName::Active;
         let total = state.recipients.len();
         tracing::info!(
             "{id}: from=<{}>, size={}, nrcpt={total} (queue active)",
             state.sender,
             state.size
         );
-        let store = self.deps.store.clone();
-        let (key, persisted) = (id.clone(), state.clone());
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.put(&key, &persisted) {
-                tracing::error!("{key}: updating the queue: {e}");
-            }
-        });
         let mut routes: Vec<(crate::rewrite::Route, Vec<usize>)> = Vec::new();
         for (i, rcpt) in state.recipients.iter().enumerate() {
             if rcpt.status != RcptStatus::Pending {

@@ -81,6 +81,7 @@ impl Session {
         self.txn = None;
         match result {
             Ok(id) => {
+                crate::admin::metrics::count(crate::admin::metrics::Event::Received);
                 self.reply(Reply::new(250, format!("2.0.0 Ok: queued as {id}")))
                     .await
             }

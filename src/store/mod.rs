@@ -15,6 +15,7 @@
 //! synced: [`Store::recover`] rebuilds what a crash lost from the spool.
 //! All methods block; async callers run them on the blocking pool.
 
+pub mod index;
 pub mod queue_file;
 pub mod state;
 
@@ -127,6 +128,16 @@ pub struct Store {
     db: sled::Db,
     queue: sled::Tree,
     rebuilt: bool,
+    /// Counts, bytes and ages per queue, for metrics.
+    index: std::sync::Mutex<index::QueueIndex>,
+}
+
+fn indexed(state: &MessageState) -> index::Indexed {
+    index::Indexed {
+        queue: state.queue,
+        size: state.size,
+        arrival: state.arrival_time,
+    }
 }
 
 const DIRS: &[&str] = &[
@@ -151,12 +162,32 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let queue = db.open_tree("queue")?;
-        Ok(Store {
+        let store = Store {
             root: root.to_path_buf(),
             db,
             queue,
             rebuilt,
-        })
+            index: Default::default(),
+        };
+        store.reindex()?;
+        Ok(store)
+    }
+
+    /// Rebuilds the metrics index from the state.
+    fn reindex(&self) -> Result<(), StoreError> {
+        let mut fresh = index::QueueIndex::default();
+        for entry in self.list()? {
+            fresh.add(indexed(&entry.state));
+        }
+        if let Ok(mut index) = self.index.lock() {
+            *index = fresh;
+        }
+        Ok(())
+    }
+
+    /// A copy of the metrics index.
+    pub fn index(&self) -> index::QueueIndex {
+        self.index.lock().map(|i| i.clone()).unwrap_or_default()
     }
 
     /// Creates the directory layout (owner-only permissions).
@@ -206,8 +237,22 @@ impl Store {
     /// Records a message's new state. Only qmgr moves messages between queues.
     pub fn put(&self, id: &QueueId, state: &MessageState) -> Result<(), StoreError> {
         let value = serde_json::to_vec(state).map_err(|e| StoreError::Decode(id.to_string(), e))?;
-        self.queue.insert(id.as_str(), value)?;
+        let old = self.queue.insert(id.as_str(), value)?;
+        self.reindex_one(old, Some(state));
         Ok(())
+    }
+
+    /// Moves one message in the metrics index from its old state to its new one.
+    fn reindex_one(&self, old: Option<sled::IVec>, new: Option<&MessageState>) {
+        let Ok(mut index) = self.index.lock() else {
+            return;
+        };
+        if let Some(old) = old.and_then(|v| serde_json::from_slice::<MessageState>(&v).ok()) {
+            index.remove(indexed(&old));
+        }
+        if let Some(new) = new {
+            index.add(indexed(new));
+        }
     }
 
     /// The state of one message.
@@ -281,7 +326,8 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::Io { path, source: e }),
         }
-        self.queue.remove(id.as_str())?;
+        let old = self.queue.remove(id.as_str())?;
+        self.reindex_one(old, None);
         Ok(())
     }
 
@@ -347,6 +393,7 @@ impl Store {
             }
         }
         self.db.flush()?;
+        self.reindex()?;
         Ok(report)
     }
 

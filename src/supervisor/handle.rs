@@ -89,6 +89,11 @@ impl<A: Actor> RoleHandle<A> {
         }
     }
 
+    /// Whether an instance is running now.
+    pub fn is_running(&self) -> bool {
+        self.addr.borrow().as_ref().is_some_and(|a| a.connected())
+    }
+
     /// Sends without waiting for an answer, to the current instance if any.
     pub fn do_send<M>(&self, msg: M)
     where

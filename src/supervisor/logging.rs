@@ -131,6 +131,9 @@ impl<S: Subscriber> Layer<S> for MaillogLayer {
             Level::WARN => Severity::Warning,
             _ => Severity::Info,
         });
+        if severity != Severity::Info {
+            crate::admin::metrics::log_event(severity.name());
+        }
         let mut line = maillog::format_line(
             &chrono::Local::now(),
             &self.host,

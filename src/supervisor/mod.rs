@@ -33,6 +33,7 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Handler, Message};
 use tokio::sync::{oneshot, watch};
 
+use crate::admin::AdminDeps;
 use crate::bounce::BounceConfig;
 use crate::cleanup::{Cleanup, CleanupConfig, CleanupHandle};
 use crate::config::{Config, Settings};
@@ -143,6 +144,15 @@ pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
             .map_err(|e| StartError::Bind(addr.to_string(), e))?;
         smtpd_listeners.push(listener);
     }
+    let mut admin_listeners = Vec::new();
+    for addr in &config.admin_listen {
+        let listener =
+            std::net::TcpListener::bind(addr).map_err(|e| StartError::Bind(addr.to_string(), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| StartError::Bind(addr.to_string(), e))?;
+        admin_listeners.push(listener);
+    }
     let control_path = crate::control::socket_path(&queue_directory);
     let _ = std::fs::remove_file(&control_path);
     let control_listener = std::os::unix::net::UnixListener::bind(&control_path)
@@ -164,8 +174,11 @@ pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
         settings.clone(),
         config.clone(),
         store.clone(),
-        smtpd_listeners,
-        control_listener,
+        Listeners {
+            smtpd: smtpd_listeners,
+            admin: admin_listeners,
+            control: control_listener,
+        },
         fault_injection,
     ))?;
     let _ = std::fs::remove_file(&control_path);
@@ -202,18 +215,30 @@ fn report_recovery(r: &crate::store::Recovery) {
     }
 }
 
+/// The sockets bound before the roles start.
+struct Listeners {
+    smtpd: Vec<std::net::TcpListener>,
+    admin: Vec<std::net::TcpListener>,
+    control: std::os::unix::net::UnixListener,
+}
+
 async fn run_tree(
     settings: Settings,
     config: Arc<Config>,
     store: Arc<Store>,
-    smtpd_listeners: Vec<std::net::TcpListener>,
-    control_listener: std::os::unix::net::UnixListener,
+    listeners: Listeners,
     fault_injection: bool,
 ) -> Result<TreeEnd, StartError> {
+    let Listeners {
+        smtpd: smtpd_listeners,
+        admin: admin_listeners,
+        control: control_listener,
+    } = listeners;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     spawn_signal_handlers(shutdown_tx.clone())?;
     let restarts: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     let hook_restarts = restarts.clone();
+    let restarts_for_admin = restarts.clone();
     let hook: tree::RestartHook = Rc::new(move |name| {
         if let Ok(mut counts) = hook_restarts.lock() {
             *counts.entry(name.to_string()).or_default() += 1;
@@ -280,26 +305,45 @@ async fn run_tree(
         store: store.clone(),
         shutdown: shutdown_tx.clone(),
         smtpd: smtpd_addrs.clone(),
+        admin: admin_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| a.to_string())
+            .collect(),
         restarts,
         fault,
-        qmgr: qmgr_role,
+        qmgr: qmgr_role.clone(),
     };
     let control_listener = Arc::new(
         tokio::net::UnixListener::from_std(control_listener)
             .map_err(|e| StartError::Bind("control".into(), e))?,
     );
 
+    let mut control_children: Vec<Box<dyn Child>> =
+        vec![Box::new(TaskChild::new("control", move |stop| {
+            Box::pin(crate::control::server::serve(
+                control_listener.clone(),
+                control_deps.clone(),
+                stop,
+            ))
+        }))];
+    let admin_deps = AdminDeps {
+        store: store.clone(),
+        restarts: restarts_for_admin,
+        qmgr: qmgr_role.clone(),
+    };
+    for listener in admin_listeners {
+        let listener = Arc::new(listener);
+        let deps = admin_deps.clone();
+        control_children.push(Box::new(TaskChild::new("admin", move |stop| {
+            Box::pin(crate::admin::serve(listener.clone(), deps.clone(), stop))
+        })));
+    }
     let cleanup_store = store.clone();
     let groups = vec![
         Group {
             name: "control",
-            children: vec![Box::new(TaskChild::new("control", move |stop| {
-                Box::pin(crate::control::server::serve(
-                    control_listener.clone(),
-                    control_deps.clone(),
-                    stop,
-                ))
-            }))],
+            children: control_children,
         },
         Group {
             name: "cleanup",

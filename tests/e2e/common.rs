@@ -87,6 +87,7 @@ impl Postern {
         let base = [
             ("queue_directory", format!("{queue:?}")),
             ("smtpd_listen", "\"127.0.0.1:0\"".to_string()),
+            ("admin_listen", "\"127.0.0.1:0\"".to_string()),
             ("maillog_file", format!("{:?}", root.join("maillog"))),
             ("myhostname", format!("\"{HOST}\"")),
             ("mydomain", "\"test.example\"".to_string()),
@@ -245,6 +246,51 @@ impl Postern {
         let status = wait_for("postern to exit", || child.try_wait().ok().flatten());
         self.child = None;
         status.code().unwrap_or(-1)
+    }
+
+    /// GET on the admin HTTP service: status code and body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::Read as _;
+        let admin: SocketAddr = self
+            .status()
+            .admin
+            .first()
+            .expect("an admin listener")
+            .parse()
+            .unwrap();
+        let mut stream = TcpStream::connect(admin).expect("connect to admin");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let code = response
+            .get(9..12)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (code, body)
+    }
+
+    /// The metrics as `name{labels}` → value.
+    pub fn metrics(&self) -> std::collections::HashMap<String, f64> {
+        let (code, body) = self.http_get("/metrics");
+        assert_eq!(code, 200, "{body}");
+        body.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| {
+                l.rsplit_once(' ')
+                    .and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+            })
+            .collect()
     }
 
     /// The status from the control socket.

@@ -9,6 +9,7 @@ mod peer;
 mod clients;
 mod config;
 mod delivery;
+mod metrics;
 mod mx;
 mod pflogsumm;
 mod qshape;

@@ -1,0 +1,309 @@
+//! Counters and the Prometheus text export. Counters are process-wide
+//! atomics bumped where the events happen; queue gauges and age bands come
+//! from the store's index, kept up to date by every store change, so a
+//! scrape never walks the spool.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::store::index::QueueIndex;
+
+/// The events `postern_messages_total` counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Received,
+    Delivered,
+    Forwarded,
+    Deferred,
+    Bounced,
+    Rejected,
+    Discarded,
+    Held,
+}
+
+const EVENTS: [(Event, &str); 8] = [
+    (Event::Received, "received"),
+    (Event::Delivered, "delivered"),
+    (Event::Forwarded, "forwarded"),
+    (Event::Deferred, "deferred"),
+    (Event::Bounced, "bounced"),
+    (Event::Rejected, "rejected"),
+    (Event::Discarded, "discarded"),
+    (Event::Held, "held"),
+];
+
+const SEVERITIES: [&str; 4] = ["fatal", "panic", "error", "warning"];
+
+/// The qshape bands, in minutes.
+pub const BAND_LIMITS: [u64; 9] = [5, 10, 20, 40, 80, 160, 320, 640, 1280];
+
+static MESSAGES: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static LOG_EVENTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static SMTPD_SESSIONS: AtomicI64 = AtomicI64::new(0);
+static AGENTS_BUSY: Mutex<BTreeMap<String, i64>> = Mutex::new(BTreeMap::new());
+
+pub fn count(event: Event) {
+    if let Some(i) = EVENTS.iter().position(|(e, _)| *e == event) {
+        MESSAGES[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub fn messages(event: Event) -> u64 {
+    EVENTS
+        .iter()
+        .position(|(e, _)| *e == event)
+        .map_or(0, |i| MESSAGES[i].load(Ordering::Relaxed))
+}
+
+/// Counts a log event of a severity (`warning`, `error`, `fatal`, `panic`).
+pub fn log_event(severity: &str) {
+    if let Some(i) = SEVERITIES.iter().position(|s| *s == severity) {
+        LOG_EVENTS[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An open SMTP session; counts itself out when dropped.
+pub struct SessionGauge;
+
+impl SessionGauge {
+    pub fn open() -> SessionGauge {
+        SMTPD_SESSIONS.fetch_add(1, Ordering::Relaxed);
+        SessionGauge
+    }
+}
+
+impl Drop for SessionGauge {
+    fn drop(&mut self) {
+        SMTPD_SESSIONS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A delivery agent at work on a transport; counts itself out when dropped.
+pub struct BusyAgent(String);
+
+impl BusyAgent {
+    pub fn start(transport: &str) -> BusyAgent {
+        if let Ok(mut busy) = AGENTS_BUSY.lock() {
+            *busy.entry(transport.to_string()).or_default() += 1;
+        }
+        BusyAgent(transport.to_string())
+    }
+}
+
+impl Drop for BusyAgent {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = AGENTS_BUSY.lock()
+            && let Some(n) = busy.get_mut(&self.0)
+        {
+            *n -= 1;
+        }
+    }
+}
+
+/// The band labels: `0-5`, `5-10`, ..., `1280+`.
+pub fn band_labels() -> Vec<String> {
+    let mut labels = Vec::new();
+    let mut low = 0;
+    for limit in BAND_LIMITS {
+        labels.push(format!("{low}-{limit}"));
+        low = limit;
+    }
+    labels.push(format!("{low}+"));
+    labels
+}
+
+/// What a scrape shows besides the process-wide counters.
+pub struct Snapshot<'a> {
+    pub index: &'a QueueIndex,
+    pub maildrop: u64,
+    pub restarts: &'a BTreeMap<String, u64>,
+    pub roles: &'a [&'a str],
+    pub now: i64,
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The Prometheus text exposition.
+pub fn render(s: &Snapshot<'_>) -> String {
+    let mut out = String::with_capacity(8192);
+    family(
+        &mut out,
+        "postern_queue_messages",
+        "gauge",
+        "Messages in each queue.",
+    );
+    for (queue, stats) in s.index.queues() {
+        let _ = writeln!(
+            out,
+            "postern_queue_messages{{queue=\"{}\"}} {}",
+            queue.as_str(),
+            stats.messages
+        );
+    }
+    let _ = writeln!(
+        out,
+        "postern_queue_messages{{queue=\"maildrop\"}} {}",
+        s.maildrop
+    );
+    family(
+        &mut out,
+        "postern_queue_bytes",
+        "gauge",
+        "Bytes of message content in each queue.",
+    );
+    for (queue, stats) in s.index.queues() {
+        let _ = writeln!(
+            out,
+            "postern_queue_bytes{{queue=\"{}\"}} {}",
+            queue.as_str(),
+            stats.bytes
+        );
+    }
+    family(
+        &mut out,
+        "postern_queue_age_messages",
+        "gauge",
+        "Messages in each queue by age band in minutes (qshape's bands).",
+    );
+    let labels = band_labels();
+    for (queue, stats) in s.index.queues() {
+        for (label, n) in labels.iter().zip(stats.bands(&BAND_LIMITS, s.now)) {
+            let _ = writeln!(
+                out,
+                "postern_queue_age_messages{{queue=\"{}\",band=\"{label}\"}} {n}",
+                queue.as_str()
+            );
+        }
+    }
+    family(
+        &mut out,
+        "postern_messages_total",
+        "counter",
+        "Messages (recipients for deliveries) by event.",
+    );
+    for (i, (_, name)) in EVENTS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "postern_messages_total{{event=\"{name}\"}} {}",
+            MESSAGES[i].load(Ordering::Relaxed)
+        );
+    }
+    family(
+        &mut out,
+        "postern_log_events_total",
+        "counter",
+        "Log lines by severity.",
+    );
+    for (i, name) in SEVERITIES.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "postern_log_events_total{{severity=\"{name}\"}} {}",
+            LOG_EVENTS[i].load(Ordering::Relaxed)
+        );
+    }
+    family(
+        &mut out,
+        "postern_role_restarts_total",
+        "counter",
+        "Restarts of each role by the supervisor.",
+    );
+    for role in s.roles {
+        let _ = writeln!(
+            out,
+            "postern_role_restarts_total{{role=\"{role}\"}} {}",
+            s.restarts.get(*role).copied().unwrap_or(0)
+        );
+    }
+    family(
+        &mut out,
+        "postern_smtpd_sessions",
+        "gauge",
+        "Open SMTP sessions.",
+    );
+    let _ = writeln!(
+        out,
+        "postern_smtpd_sessions {}",
+        SMTPD_SESSIONS.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "postern_delivery_agents_busy",
+        "gauge",
+        "Deliveries in progress by transport.",
+    );
+    if let Ok(busy) = AGENTS_BUSY.lock() {
+        for (transport, n) in busy.iter() {
+            let _ = writeln!(
+                out,
+                "postern_delivery_agents_busy{{transport=\"{transport}\"}} {n}"
+            );
+        }
+    }
+    if let Some((cpu, rss)) = process_usage() {
+        family(
+            &mut out,
+            "process_cpu_seconds_total",
+            "counter",
+            "CPU time used by the process.",
+        );
+        let _ = writeln!(out, "process_cpu_seconds_total {cpu:.2}");
+        family(
+            &mut out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the process.",
+        );
+        let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+    }
+    out
+}
+
+/// CPU seconds and resident bytes, from /proc.
+fn process_usage() -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the command name: state is field 3; utime and stime are 14 and 15.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ticks as f64 / hz.max(1) as f64, rss_kb * 1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_render() {
+        assert_eq!(
+            band_labels().join(" "),
+            "0-5 5-10 10-20 20-40 40-80 80-160 160-320 320-640 640-1280 1280+"
+        );
+        let index = QueueIndex::default();
+        let restarts = BTreeMap::new();
+        let text = render(&Snapshot {
+            index: &index,
+            maildrop: 0,
+            restarts: &restarts,
+            roles: &["qmgr"],
+            now: 0,
+        });
+        assert!(text.contains("postern_queue_messages{queue=\"deferred\"} 0\n"));
+        assert!(text.contains("postern_queue_age_messages{queue=\"hold\",band=\"1280+\"} 0\n"));
+        assert!(text.contains("postern_role_restarts_total{role=\"qmgr\"} 0\n"));
+        assert!(text.contains("# TYPE postern_messages_total counter\n"));
+        assert!(text.contains("process_resident_memory_bytes "));
+    }
+}

@@ -1,0 +1,141 @@
+//! The admin HTTP service: health, readiness, and the metrics after a mixed
+//! workload and for a queue with known ages.
+
+use postern::mail::QueueId;
+use postern::store::Store;
+
+use crate::common::{Postern, Smtp, merge, wait_for};
+use crate::peer::{Behaviour, Peer, by_local_part};
+
+#[test]
+fn health_and_readiness() {
+    let p = Postern::start("");
+    assert_eq!(p.http_get("/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(p.http_get("/readyz"), (200, "ready\n".to_string()));
+    assert_eq!(p.http_get("/nothing-here").0, 404);
+}
+
+#[test]
+fn counters_follow_a_mixed_workload() {
+    let peer = Peer::start(Behaviour {
+        rcpt: by_local_part(),
+        ..Behaviour::default()
+    });
+    let relayhost = format!("\"{}\"", peer.nexthop());
+    let p = Postern::start(&merge(
+        &[
+            ("mynetworks", "\"127.0.0.2/32\""),
+            ("default_transport", "\"smtp\""),
+            ("relayhost", relayhost.as_str()),
+            ("minimal_backoff_time", "\"1h\""),
+            ("maximal_backoff_time", "\"1h\""),
+            ("transport_maps", "\"inline:{ gone.example=discard: }\""),
+        ],
+        "",
+    ));
+    let send = |from: &str, to: &[&str]| {
+        let mut s = Smtp::connect_from("127.0.0.2", p.smtp);
+        s.expect_reply(220);
+        s.cmd("EHLO inside.example", 250);
+        s.send_message(from, to, "Subject: m\r\n\r\nx\r\n")
+    };
+    send(
+        "a@inside.example",
+        &["ok1@remote.example", "ok2@remote.example"],
+    );
+    let deferred = send("a@inside.example", &["temp@remote.example"]);
+    send("", &["perm@remote.example"]);
+    send("a@inside.example", &["u@gone.example"]);
+    let mut stranger = Smtp::connect_from("127.0.0.1", p.smtp);
+    stranger.expect_reply(220);
+    stranger.cmd("EHLO outside.example", 250);
+    stranger.cmd("MAIL FROM:<s@outside.example>", 250);
+    stranger.cmd("RCPT TO:<victim@remote.example>", 554);
+    p.wait_queue(&deferred, "deferred");
+    let out = p.run(&["postsuper", "-h", &deferred]);
+    assert!(out.status.success());
+    p.wait_queue(&deferred, "hold");
+    let m = wait_for("the bounce and the deferrals to be counted", || {
+        let m = p.metrics();
+        let done = m.get("postern_messages_total{event=\"bounced\"}") == Some(&1.0)
+            && m.get("postern_messages_total{event=\"deferred\"}") == Some(&2.0);
+        done.then_some(m)
+    });
+    let get = |k: &str| m.get(k).copied().unwrap_or(-1.0);
+    assert_eq!(get("postern_messages_total{event=\"received\"}"), 4.0);
+    assert_eq!(get("postern_messages_total{event=\"delivered\"}"), 2.0);
+    // temp@, and the postmaster's notice of the bounced null-sender message
+    // (local delivery is not there yet).
+    assert_eq!(get("postern_messages_total{event=\"deferred\"}"), 2.0);
+    assert_eq!(get("postern_messages_total{event=\"rejected\"}"), 1.0);
+    assert_eq!(get("postern_messages_total{event=\"discarded\"}"), 1.0);
+    assert_eq!(get("postern_messages_total{event=\"held\"}"), 1.0);
+    assert_eq!(get("postern_queue_messages{queue=\"hold\"}"), 1.0);
+    assert_eq!(
+        get("postern_smtpd_sessions"),
+        1.0,
+        "the stranger is still connected"
+    );
+    assert_eq!(get("postern_role_restarts_total{role=\"qmgr\"}"), 0.0);
+    assert!(get("process_resident_memory_bytes") > 1_000_000.0);
+    assert!(get("process_cpu_seconds_total") >= 0.0);
+}
+
+/// Moves a message's arrival time back by `minutes` (daemon down).
+fn age(p: &Postern, id: &str, minutes: i64) {
+    let store = Store::open(&p.queue_dir()).unwrap();
+    let id = QueueId::parse(id).unwrap();
+    let mut state = store.get(&id).unwrap();
+    state.arrival_time = chrono::Utc::now().timestamp() - minutes * 60;
+    store.put(&id, &state).unwrap();
+    store.flush().unwrap();
+}
+
+#[test]
+fn queue_sizes_and_age_bands() {
+    let mut p = Postern::start("");
+    let ids: Vec<String> = [0, 30, 2000]
+        .iter()
+        .map(|n| {
+            p.send(
+                "a@c.example",
+                &["x@far.example"],
+                &format!("Subject: {n}\r\n\r\nx\r\n"),
+            )
+        })
+        .collect();
+    for id in &ids {
+        p.wait_queue(id, "deferred");
+    }
+    let bytes: f64 = p
+        .queue()
+        .iter()
+        .map(|m| m["message_size"].as_f64().unwrap())
+        .sum();
+    assert!(p.run(&["stop"]).status.success());
+    p.wait_exit();
+    age(&p, &ids[1], 30);
+    age(&p, &ids[2], 2000);
+    p.spawn();
+    let m = p.metrics();
+    let get = |k: &str| m.get(k).copied().unwrap_or(-1.0);
+    assert_eq!(get("postern_queue_messages{queue=\"deferred\"}"), 3.0);
+    assert_eq!(get("postern_queue_bytes{queue=\"deferred\"}"), bytes);
+    assert_eq!(get("postern_queue_messages{queue=\"incoming\"}"), 0.0);
+    assert_eq!(get("postern_queue_messages{queue=\"maildrop\"}"), 0.0);
+    for (band, want) in [
+        ("0-5", 1.0),
+        ("5-10", 0.0),
+        ("20-40", 1.0),
+        ("640-1280", 0.0),
+        ("1280+", 1.0),
+    ] {
+        assert_eq!(
+            get(&format!(
+                "postern_queue_age_messages{{queue=\"deferred\",band=\"{band}\"}}"
+            )),
+            want,
+            "band {band}"
+        );
+    }
+}
