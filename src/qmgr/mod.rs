@@ -316,7 +316,8 @@ impl Qmgr {
                 // the message, so no later state change can be overtaken by it.
                 let loaded = tokio::task::spawn_blocking(move || {
                     let mut state = store.get(&key).map_err(|e| e.to_string())?;
-                    let file = QueueFile::open(&store.spool_path(&key)).map_err(|e| e.to_string())?;
+                    let file =
+                        QueueFile::open(&store.spool_path(&key)).map_err(|e| e.to_string())?;
                     if !matches!(state.queue, QueueName::Hold | QueueName::Corrupt) {
                         state.queue = QueueName::Active;
                         store.put(&key, &state).map_err(|e| e.to_string())?;
