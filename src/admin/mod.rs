@@ -6,9 +6,14 @@
 //!   process CPU and memory), `GET /healthz` (the process answers),
 //!   `GET /readyz` (listeners bound, store open, qmgr running).
 //!
-//! The JSON queue API and TLS are not there yet. Keep `admin_listen` on
-//! loopback or a private network: there is no authentication.
+//!   The JSON queue API (`api.rs`): list with filters, show, hold,
+//!   release, requeue, delete, flush — the same qmgr operations as
+//!   `postsuper` and `postqueue`.
+//!
+//! There is no TLS and no authentication: keep `admin_listen` on loopback
+//! or a private network.
 
+pub mod api;
 pub mod metrics;
 
 use std::collections::BTreeMap;
@@ -18,7 +23,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::sync::watch;
 
 use crate::qmgr::Qmgr;
@@ -47,6 +52,12 @@ pub async fn serve(
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/queue", get(api::list))
+        .route("/queue/flush", post(api::flush))
+        .route("/queue/{id}", get(api::show).delete(api::delete))
+        .route("/queue/{id}/hold", post(api::hold))
+        .route("/queue/{id}/release", post(api::release))
+        .route("/queue/{id}/requeue", post(api::requeue))
         .with_state(deps);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {

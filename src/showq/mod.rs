@@ -1,5 +1,6 @@
 //! showq — views of the queue, shared by the commands and the admin
-//! service: the age distribution by domain that `qshape` prints and the
-//! metrics export.
+//! service: the listings of `mailq` and `postqueue -j`, and the age
+//! distribution by domain that `qshape` prints.
 
+pub mod listing;
 pub mod shape;

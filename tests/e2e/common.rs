@@ -250,6 +250,11 @@ impl Postern {
 
     /// GET on the admin HTTP service: status code and body.
     pub fn http_get(&self, path: &str) -> (u16, String) {
+        self.http("GET", path)
+    }
+
+    /// A request on the admin HTTP service: status code and body.
+    pub fn http(&self, method: &str, path: &str) -> (u16, String) {
         use std::io::Read as _;
         let admin: SocketAddr = self
             .status()
@@ -264,7 +269,7 @@ impl Postern {
             .unwrap();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut response = String::new();

@@ -139,3 +139,87 @@ fn queue_sizes_and_age_bands() {
         );
     }
 }
+
+#[test]
+fn the_queue_api_lists_and_steers() {
+    let peer = Peer::start(Behaviour {
+        rcpt: std::sync::Arc::new(|_| (451, "4.3.2 not now".into())),
+        ..Behaviour::default()
+    });
+    let relayhost = format!("\"{}\"", peer.nexthop());
+    let p = Postern::start(&merge(
+        &[
+            ("default_transport", "\"smtp\""),
+            ("relayhost", relayhost.as_str()),
+            ("minimal_backoff_time", "\"1h\""),
+            ("maximal_backoff_time", "\"1h\""),
+        ],
+        "",
+    ));
+    let a = p.send(
+        "alice@client.example",
+        &["x@one.example"],
+        "Subject: a\r\n\r\nx\r\n",
+    );
+    let b = p.send(
+        "bob@client.example",
+        &["y@two.example"],
+        "Subject: b\r\n\r\nx\r\n",
+    );
+    let c = p.send(
+        "carol@client.example",
+        &["z@three.example"],
+        "Subject: c\r\n\r\nx\r\n",
+    );
+    for id in [&a, &b, &c] {
+        p.wait_queue(id, "deferred");
+    }
+    let list = |query: &str| -> Vec<String> {
+        let (code, body) = p.http_get(&format!("/queue{query}"));
+        assert_eq!(code, 200, "{body}");
+        let items: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        items
+            .iter()
+            .map(|m| m["queue_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(list("").len(), 3);
+    assert_eq!(list("?sender=alice@client.example"), vec![a.clone()]);
+    assert_eq!(list("?domain=two.example"), vec![b.clone()]);
+    assert_eq!(
+        list("?recipient=x@one.example&queue=deferred"),
+        vec![a.clone()]
+    );
+    assert!(list("?min_age=60").is_empty());
+    let (code, body) = p.http_get(&format!("/queue/{a}"));
+    assert_eq!(code, 200);
+    let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(shown["state"]["queue"], "deferred");
+    assert!(
+        shown["state"]["recipients"][0]["delay_reason"]
+            .as_str()
+            .unwrap()
+            .contains("451 4.3.2 not now")
+    );
+    assert_eq!(p.http_get("/queue/notAnId").0, 400);
+    // Hold, delete, release, flush: the operations postsuper and postqueue carry out.
+    assert_eq!(p.http("POST", &format!("/queue/{a}/hold")).0, 200);
+    p.wait_queue(&a, "hold");
+    assert_eq!(
+        p.http("POST", &format!("/queue/{a}/hold")).0,
+        404,
+        "already on hold"
+    );
+    assert_eq!(p.http("DELETE", &format!("/queue/{c}")).0, 200);
+    wait_for("c to be gone", || {
+        (!p.queue().iter().any(|m| m["queue_id"] == c.as_str())).then_some(())
+    });
+    peer.set(|behaviour| behaviour.rcpt = std::sync::Arc::new(|_| (250, "2.1.5 Ok".into())));
+    assert_eq!(p.http("POST", &format!("/queue/{a}/release")).0, 200);
+    assert_eq!(peer.wait_messages(1)[0].rcpts, vec!["<x@one.example>"]);
+    let (code, body) = p.http("POST", "/queue/flush");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(peer.wait_messages(2)[1].rcpts, vec!["<y@two.example>"]);
+    p.wait_empty();
+    p.wait_log(&format!("postern/postsuper[{}]: {c}: removed", p.pid()));
+}

@@ -140,6 +140,7 @@ fn queue_views_work_with_the_daemon_down() {
         &["b@mx.test.example", "c@mx.test.example"],
         "Subject: s\r\n\r\nx\r\n",
     );
+    p.wait_queue(&id, "deferred");
     let running = String::from_utf8_lossy(&p.run(&["postqueue", "-p"]).stdout).into_owned();
     assert!(p.run(&["stop"]).status.success());
     assert_eq!(p.wait_exit(), 0);
