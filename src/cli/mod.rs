@@ -4,6 +4,7 @@
 pub mod check;
 pub mod postcat;
 pub mod postconf;
+pub mod postlog;
 pub mod postqueue;
 pub mod postsuper;
 pub mod qshape;
@@ -38,6 +39,7 @@ commands:
   postconf    show parameters (-n non-default, -d defaults, NAME...)
   mailq       list the queue (= postqueue -p)
   postqueue   -p list the queue, -j as JSON lines, -f flush, -i ID, -s SITE
+  postlog     write a line to the mail log (-p priority, -t tag, text or stdin)
   qshape      the queue's domain and age distribution (-s, -p, -b, -t, queues)
   postsuper   -d delete, -h hold, -H release, -r requeue (ID, ALL or -)
   postcat     -q ID: show a queued message
@@ -78,6 +80,7 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
         "postcat" => postcat::run(rest),
         "postsuper" => postsuper::run(rest),
         "qshape" => qshape::run(rest),
+        "postlog" => postlog::run(rest),
         "help" | "--help" => {
             println!("{USAGE}");
             Ok(0)

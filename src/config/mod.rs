@@ -287,6 +287,8 @@ pub struct Config {
     pub default_process_limit: usize,
     /// Log program prefix.
     pub syslog_name: String,
+    /// Log line format: `postfix` or `json`.
+    pub log_format: String,
     /// Log destination; empty for stdout.
     pub maillog_file: String,
     /// Role restarts allowed per period.
@@ -419,6 +421,9 @@ impl Config {
             default_process_limit: get(s, "default_process_limit", values::number)?,
             syslog_name: get(s, "syslog_name", text)?,
             maillog_file: get(s, "maillog_file", text)?,
+            log_format: get(s, "log_format", |v| {
+                crate::supervisor::logging::Format::parse(v).map(|_| v.trim().to_string())
+            })?,
             supervisor_restart_limit: get(s, "supervisor_restart_limit", values::number)?,
             supervisor_restart_period: get(s, "supervisor_restart_period", values::duration)?,
             shutdown_grace_period: get(s, "shutdown_grace_period", values::duration)?,

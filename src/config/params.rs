@@ -42,6 +42,7 @@ params! {
     "header_size_limit" = Text("102400"), "Maximum bytes of a message header section; the rest is treated as body.";
     "initial_destination_concurrency" = Text("5"), "Parallel deliveries to a destination before slow start raises the limit.";
     "local_transport" = Text("local:$myhostname"), "Transport for domains in mydestination.";
+    "log_format" = Text("postfix"), "Log line format: postfix (syslog-style lines) or json (one JSON object per line).";
     "mail_name" = Text("Postern"), "The mail system name, used in the SMTP banner and Received: headers.";
     "maillog_file" = Text(""), "File for log lines; empty or /dev/stdout for standard output.";
     "maximal_backoff_time" = Text("4000s"), "Longest wait between delivery attempts of a deferred message.";

@@ -18,14 +18,77 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 
 use crate::mail::maillog::{self, Severity};
 
+/// `log_format`: Postfix's syslog-style lines, or the same events as JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Postfix,
+    Json,
+}
+
+impl Format {
+    pub fn parse(text: &str) -> Result<Format, String> {
+        match text.trim() {
+            "" | "postfix" | "text" => Ok(Format::Postfix),
+            "json" => Ok(Format::Json),
+            other => Err(format!("unknown log_format {other:?} (postfix or json)")),
+        }
+    }
+}
+
 pub struct MaillogLayer {
     out: Mutex<Box<dyn Write + Send>>,
     host: String,
     syslog_name: String,
     pid: u32,
+    format: Format,
 }
 
 impl MaillogLayer {
+    /// Chooses the line format.
+    pub fn with_format(mut self, format: Format) -> MaillogLayer {
+        self.format = format;
+        self
+    }
+
+    /// Writes one event, in the configured format.
+    pub fn write(&self, program: &str, severity: Severity, text: &str) {
+        let now = chrono::Local::now();
+        let mut line = match self.format {
+            Format::Postfix => maillog::format_line(
+                &now,
+                &self.host,
+                &self.syslog_name,
+                program,
+                self.pid,
+                severity,
+                text,
+            ),
+            Format::Json => {
+                let queue_id = text
+                    .split_once(": ")
+                    .map(|(id, _)| id)
+                    .filter(|id| crate::mail::QueueId::parse(id).is_ok());
+                let mut clean = String::new();
+                maillog::push_clean(&mut clean, text);
+                serde_json::json!({
+                    "time": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "host": self.host,
+                    "program": format!("{}/{program}", self.syslog_name),
+                    "pid": self.pid,
+                    "severity": severity.name(),
+                    "queue_id": queue_id,
+                    "message": clean,
+                })
+                .to_string()
+            }
+        };
+        line.push('\n');
+        if let Ok(mut out) = self.out.lock() {
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        }
+    }
+
     /// Opens `maillog_file` (empty, `/dev/stdout` or `-` for standard output) for appending.
     pub fn open(maillog_file: &str, host: &str, syslog_name: &str) -> io::Result<MaillogLayer> {
         let out: Box<dyn Write + Send> = match maillog_file {
@@ -43,6 +106,7 @@ impl MaillogLayer {
             host: host.to_string(),
             syslog_name: syslog_name.to_string(),
             pid: std::process::id(),
+            format: Format::Postfix,
         })
     }
 
@@ -134,20 +198,7 @@ impl<S: Subscriber> Layer<S> for MaillogLayer {
         if severity != Severity::Info {
             crate::admin::metrics::log_event(severity.name());
         }
-        let mut line = maillog::format_line(
-            &chrono::Local::now(),
-            &self.host,
-            &self.syslog_name,
-            program,
-            self.pid,
-            severity,
-            &fields.message,
-        );
-        line.push('\n');
-        if let Ok(mut out) = self.out.lock() {
-            let _ = out.write_all(line.as_bytes());
-            let _ = out.flush();
-        }
+        self.write(program, severity, &fields.message);
     }
 }
 

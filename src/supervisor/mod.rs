@@ -129,6 +129,7 @@ pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
         &config.syslog_name,
     )
     .map_err(|e| StartError::Log(config.maillog_file.clone(), e))?
+    .with_format(logging::Format::parse(&config.log_format).map_err(StartError::Config)?)
     .install()
     .map_err(|e| StartError::Log(config.maillog_file.clone(), std::io::Error::other(e)))?;
 
