@@ -8,18 +8,17 @@ RUN cargo build --release --locked --bin postern
 
 # Run stage: the binary, its Postfix command names, a non-root user.
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10025 --user-group --home-dir /var/spool/postern --shell /usr/sbin/nologin postern \
- && mkdir -p /var/spool/postern /etc/postern \
- && chown postern:postern /var/spool/postern \
- && chmod 700 /var/spool/postern
+COPY container/install.sh /usr/local/lib/postern/install.sh
 COPY --from=build /src/target/release/postern /usr/sbin/postern
-RUN for name in mailq postqueue postcat postconf; do ln -s /usr/sbin/postern /usr/bin/$name; done
 COPY config/postern.toml /etc/postern/postern.toml.example
+RUN sh /usr/local/lib/postern/install.sh /
+# Every parameter comes from POSTERN_* variables; these suit a container.
 ENV POSTERN_SMTPD_LISTEN=0.0.0.0:25 \
+    POSTERN_ADMIN_LISTEN=0.0.0.0:8025 \
     POSTERN_MAILLOG_FILE=/dev/stdout
 USER postern
 VOLUME ["/var/spool/postern"]
-EXPOSE 25
-HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD ["postern", "status"]
+EXPOSE 25 8025
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD ["postern", "healthz"]
 STOPSIGNAL SIGTERM
 CMD ["postern", "start"]

@@ -2,6 +2,7 @@
 //! returns an exit status; errors become `NAME: fatal: ...` on stderr.
 
 pub mod check;
+pub mod healthz;
 pub mod postcat;
 pub mod postconf;
 pub mod postlog;
@@ -36,6 +37,7 @@ commands:
   stop        stop a running instance
   status      report whether an instance is running
   check       validate the configuration without binding ports
+  healthz     ask the admin service for /healthz (-r: /readyz); for health checks
   postconf    show parameters (-n non-default, -d defaults, NAME...)
   mailq       list the queue (= postqueue -p)
   postqueue   -p list the queue, -j as JSON lines, -f flush, -i ID, -s SITE
@@ -74,6 +76,7 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
         "stop" => status::stop(rest),
         "status" => status::status(rest),
         "check" => check::run(rest),
+        "healthz" => healthz::run(rest),
         "postconf" => postconf::run(rest),
         "mailq" => postqueue::mailq(rest),
         "postqueue" => postqueue::run(rest),

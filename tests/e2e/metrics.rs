@@ -223,3 +223,21 @@ fn the_queue_api_lists_and_steers() {
     p.wait_empty();
     p.wait_log(&format!("postern/postsuper[{}]: {c}: removed", p.pid()));
 }
+
+#[test]
+fn the_healthz_command_checks_the_admin_service() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut p = Postern::start(&format!("admin_listen = \"{free}\""));
+    assert_eq!(p.run(&["healthz"]).status.code(), Some(0));
+    assert_eq!(p.run(&["healthz", "-r"]).status.code(), Some(0));
+    assert!(p.run(&["stop"]).status.success());
+    p.wait_exit();
+    assert_ne!(
+        p.run(&["healthz"]).status.code(),
+        Some(0),
+        "nothing answers once stopped"
+    );
+}
