@@ -6,6 +6,7 @@
 //! - [`config`]     parameters: Postfix's names, defaults and syntax, layered with figment
 //! - [`supervisor`] the tree that replaces Postfix's `master`: start order, restarts, signals, shutdown, logging
 //! - [`smtpd`]      the SMTP server role: sessions, verbs, relay control, limits
+//! - [`pickup`]     the pickup role: takes in what the sendmail command leaves in maildrop/
 //! - [`cleanup`]    the cleanup role: canonical envelope, header rules, the queue file
 //! - [`store`]      spool files plus sled queue state; the only user of sled
 //! - [`qmgr`]       the queue manager: incoming to active, per-destination scheduling, retries
@@ -29,6 +30,7 @@ pub mod control;
 pub mod delivery;
 pub mod mail;
 pub mod maps;
+pub mod pickup;
 pub mod proto;
 pub mod qmgr;
 pub mod rewrite;

@@ -31,7 +31,7 @@ use crate::store::Store;
 use crate::supervisor::handle::RoleHandle;
 
 /// The roles whose restarts are exported.
-pub const ROLES: &[&str] = &["control", "admin", "cleanup", "qmgr", "smtpd"];
+pub const ROLES: &[&str] = &["control", "admin", "cleanup", "pickup", "qmgr", "smtpd"];
 
 #[derive(Clone)]
 pub struct AdminDeps {

@@ -353,6 +353,7 @@ pub async fn notify(
             addr: String::new(),
             helo: None,
             protocol: "local".into(),
+            uid: None,
         },
     };
     let mut message = cleanup.open(bounce_envelope, Source::Internal).await?;
@@ -385,6 +386,7 @@ mod tests {
                 addr: "192.0.2.1".into(),
                 helo: None,
                 protocol: "ESMTP".into(),
+                uid: None,
             },
         }
     }

@@ -228,6 +228,12 @@ impl CleanupHandle {
                 "Received: by {} ({}) id {id};\r\n\t{date}\r\n",
                 c.myhostname, c.mail_name
             )
+        } else if source == Source::Local {
+            let uid = client.uid.unwrap_or(0);
+            format!(
+                "Received: by {} ({}, from userid {uid})\r\n\tid {id}{for_clause};\r\n\t{date}\r\n",
+                c.myhostname, c.mail_name
+            )
         } else {
             format!(
                 "Received: from {helo} ({} [{}])\r\n\tby {} ({}) with {} id {id}{for_clause};\r\n\t{date}\r\n",

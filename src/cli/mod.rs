@@ -10,6 +10,7 @@ pub mod postqueue;
 pub mod postsuper;
 pub mod qshape;
 pub mod queue;
+pub mod sendmail;
 pub mod start;
 pub mod status;
 
@@ -41,6 +42,7 @@ commands:
   postconf    show parameters (-n non-default, -d defaults, NAME...)
   mailq       list the queue (= postqueue -p)
   postqueue   -p list the queue, -j as JSON lines, -f flush, -i ID, -s SITE
+  sendmail    submit a message from stdin (-t, -i, -f, -N, -R, -V, -bp, -q), daemon up or down
   postlog     write a line to the mail log (-p priority, -t tag, text or stdin)
   qshape      the queue's domain and age distribution (-s, -p, -b, -t, queues)
   postsuper   -d delete, -h hold, -H release, -r requeue (ID, ALL or -)
@@ -83,6 +85,7 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
         "postcat" => postcat::run(rest),
         "postsuper" => postsuper::run(rest),
         "qshape" => qshape::run(rest),
+        "sendmail" => sendmail::run(rest),
         "postlog" => postlog::run(rest),
         "help" | "--help" => {
             println!("{USAGE}");

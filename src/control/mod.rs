@@ -37,6 +37,8 @@ pub enum Request {
         ids: Vec<String>,
         queues: Vec<String>,
     },
+    /// New mail in the maildrop.
+    Pickup,
     /// Make a role panic (only with `POSTERN_FAULT_INJECTION=1`; for tests).
     Fault { role: String },
 }

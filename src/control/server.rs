@@ -30,6 +30,8 @@ pub struct ControlDeps {
     pub fault: Option<FaultTrigger>,
     /// For `postqueue -f`.
     pub qmgr: crate::supervisor::handle::RoleHandle<crate::qmgr::Qmgr>,
+    /// Wakes pickup: the sendmail command left a file.
+    pub pickup: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Serves until `stop` turns true.
@@ -204,6 +206,10 @@ async fn answer(request: Request, deps: &ControlDeps) -> Response {
                     message: e.to_string(),
                 },
             }
+        }
+        Request::Pickup => {
+            deps.pickup.notify_one();
+            Response::Ok
         }
         Request::Fault { role } => match &deps.fault {
             Some(fault) if fault(&role) => Response::Ok,

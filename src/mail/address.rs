@@ -338,3 +338,77 @@ mod tests {
         assert!(parse("<joran@example.com>").unwrap().is_ascii());
     }
 }
+
+/// The addresses in a header field value such as `To:`: `a@b, "Name" <c@d>,
+/// group: e@f;`. Comments and display names are dropped; what does not
+/// parse as an address is skipped.
+pub fn header_list(value: &str) -> Vec<Address> {
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let (mut quoted, mut angle, mut comment) = (false, false, 0usize);
+    for c in value.chars() {
+        match c {
+            '"' if comment == 0 => quoted = !quoted,
+            '(' if !quoted => comment += 1,
+            ')' if !quoted && comment > 0 => {
+                comment -= 1;
+                continue;
+            }
+            '<' if !quoted && comment == 0 => angle = true,
+            '>' if !quoted && comment == 0 => angle = false,
+            ',' | ';' if !quoted && !angle && comment == 0 => {
+                items.push(std::mem::take(&mut current));
+                continue;
+            }
+            ':' if !quoted && !angle && comment == 0 => {
+                // A group name: what came before is not an address.
+                current.clear();
+                continue;
+            }
+            _ => {}
+        }
+        if comment == 0 {
+            current.push(c);
+        }
+    }
+    items.push(current);
+    items
+        .iter()
+        .filter_map(|item| {
+            let item = item.trim();
+            let inner = match (item.rfind('<'), item.rfind('>')) {
+                (Some(open), Some(close)) if open < close => &item[open + 1..close],
+                _ => item,
+            };
+            let inner = inner.trim();
+            (!inner.is_empty())
+                .then(|| Address::parse_mailbox(inner).ok())
+                .flatten()
+        })
+        .filter(|a| !a.is_null())
+        .collect()
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    #[test]
+    fn header_lists() {
+        let found: Vec<String> = header_list("Ann <ann@a.example>, bob@b.example (Bob), \"Smith, C\" <c@c.example>, team: d@d.example, e@e.example;")
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                "ann@a.example",
+                "bob@b.example",
+                "c@c.example",
+                "d@d.example",
+                "e@e.example"
+            ]
+        );
+        assert!(header_list("undisclosed-recipients:;").is_empty());
+    }
+}

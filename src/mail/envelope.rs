@@ -52,8 +52,11 @@ pub struct ClientInfo {
     pub addr: String,
     /// The HELO/EHLO argument, already checked to be printable.
     pub helo: Option<String>,
-    /// `SMTP` or `ESMTP`.
+    /// `SMTP`, `ESMTP`, or `local` for the sendmail command.
     pub protocol: String,
+    /// The submitting user, for local submissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
 }
 
 /// Everything about a message but its content.

@@ -80,6 +80,7 @@ pub async fn run(
         addr: addr.clone(),
         helo: None,
         protocol: "SMTP".into(),
+        uid: None,
     };
     let client_log = crate::mail::maillog::client(&client.name, &addr);
     let trusted = deps.config.is_trusted(peer.ip());

@@ -16,6 +16,7 @@
 //! All methods block; async callers run them on the blocking pool.
 
 pub mod index;
+pub mod maildrop;
 pub mod queue_file;
 pub mod state;
 

@@ -39,6 +39,23 @@ pub enum QueueFileError {
     Checksum,
 }
 
+fn trailer(content_len: u64, crc: u32) -> String {
+    format!("\n.END {content_len:020} {crc:08x}\n")
+}
+
+/// A whole queue file in memory: for small writers such as the sendmail
+/// command, which have the content at hand.
+pub fn encode(envelope: &Envelope, content: &[u8]) -> io::Result<Vec<u8>> {
+    let json = serde_json::to_vec(envelope).map_err(io::Error::other)?;
+    let mut out = Vec::with_capacity(MAGIC.len() + json.len() + content.len() + 64);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&json);
+    out.push(b'\n');
+    out.extend_from_slice(content);
+    out.extend_from_slice(trailer(content.len() as u64, crc32fast::hash(content)).as_bytes());
+    Ok(out)
+}
+
 /// A queue file being written. Dropped unfinished, it removes itself.
 pub struct Draft {
     pub queue_id: QueueId,
@@ -99,11 +116,7 @@ impl Draft {
 
     /// Writes the trailer and flushes to the kernel (not yet synced).
     pub async fn finish(mut self) -> io::Result<Finished> {
-        let trailer = format!(
-            "\n.END {:020} {:08x}\n",
-            self.content_len,
-            self.crc.clone().finalize()
-        );
+        let trailer = trailer(self.content_len, self.crc.clone().finalize());
         debug_assert_eq!(trailer.len() as u64, TRAILER_LEN);
         let mut out = self
             .out

@@ -3,8 +3,9 @@
 //! DESCRIPTION
 //!   `postern start` comes here. It takes the instance lock, opens the log,
 //!   opens and recovers the queue store, binds the listeners, and starts
-//!   the role groups in order — `control` (the control socket), `cleanup`,
-//!   `qmgr`, `smtpd` — under the tree in [`tree`]. SIGTERM, SIGINT or a `stop`
+//!   the role groups in order — `control` (the control socket and the admin
+//!   service), `cleanup`, `pickup`, `qmgr`, `smtpd` — under the tree in
+//!   [`tree`]. SIGTERM, SIGINT or a `stop`
 //!   request stop the groups in reverse order: listeners close, open SMTP
 //!   sessions are answered `421 4.3.2`, commits in flight finish, and the
 //!   store is flushed last.
@@ -269,6 +270,12 @@ async fn run_tree(
         arrivals,
     });
     let (qmgr_slot, qmgr_role) = handle::role::<Qmgr>("qmgr");
+    let poke = Arc::new(tokio::sync::Notify::new());
+    let pickup_deps = crate::pickup::PickupDeps {
+        queue_directory: config.queue_directory.clone(),
+        cleanup: cleanup.clone(),
+        poke: poke.clone(),
+    };
 
     let mut smtpd_addrs = Vec::new();
     let mut smtpd_children: Vec<Box<dyn Child>> = Vec::new();
@@ -314,6 +321,7 @@ async fn run_tree(
         restarts,
         fault,
         qmgr: qmgr_role.clone(),
+        pickup: poke,
     };
     let control_listener = Arc::new(
         tokio::net::UnixListener::from_std(control_listener)
@@ -353,6 +361,12 @@ async fn run_tree(
                 cleanup_slot,
                 move |guard| Cleanup::new(cleanup_store.clone(), guard),
             ))],
+        },
+        Group {
+            name: "pickup",
+            children: vec![Box::new(TaskChild::new("pickup", move |stop| {
+                Box::pin(crate::pickup::serve(pickup_deps.clone(), stop))
+            }))],
         },
         Group {
             name: "qmgr",

@@ -16,6 +16,7 @@ mod pflogsumm;
 mod qshape;
 mod queue;
 mod safety;
+mod sendmail;
 mod smtpd;
 mod supervision;
 mod tls;

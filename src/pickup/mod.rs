@@ -1,0 +1,113 @@
+//! pickup — take in mail from the maildrop.
+//!
+//! DESCRIPTION
+//!   The sendmail command leaves messages in `maildrop/` (it needs no
+//!   daemon). pickup checks each file (a damaged one is moved to `corrupt/`
+//!   with a warning, never lost silently), hands the message to cleanup as
+//!   a local submission (`Bcc:` removed, a `Received: ... from userid N`
+//!   header), and removes the maildrop file once the queue file is durable.
+//!   It looks when told (the sendmail command pokes it through the control
+//!   socket) and every second.
+//!
+//! LOGGING
+//!   `QUEUEID: uid=N from=<sender>`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::cleanup::{CleanupHandle, Source};
+use crate::mail::QueueId;
+use crate::store::{QueueFile, maildrop};
+
+/// How often the maildrop is looked at without a poke.
+const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct PickupDeps {
+    pub queue_directory: PathBuf,
+    pub cleanup: CleanupHandle,
+    /// Poked when the sendmail command has left a file.
+    pub poke: Arc<Notify>,
+}
+
+/// Serves until `stop` turns true.
+pub async fn serve(deps: PickupDeps, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+    loop {
+        take_in(&deps).await;
+        tokio::select! {
+            _ = tokio::time::sleep(SCAN_INTERVAL) => {}
+            _ = deps.poke.notified() => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+async fn take_in(deps: &PickupDeps) {
+    let queue_directory = deps.queue_directory.clone();
+    let names = match tokio::task::spawn_blocking(move || maildrop::waiting(&queue_directory)).await
+    {
+        Ok(Ok(names)) => names,
+        Ok(Err(e)) => {
+            tracing::warn!("maildrop: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    for name in names {
+        if let Err(e) = take_one(deps, &name).await {
+            tracing::warn!("{name}: {e}");
+        }
+    }
+}
+
+async fn take_one(deps: &PickupDeps, name: &str) -> Result<(), String> {
+    let path = maildrop::dir(&deps.queue_directory).join(name);
+    let corrupt = deps.queue_directory.join("corrupt").join(name);
+    let read_path = path.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let uid = std::os::unix::fs::MetadataExt::uid(
+            &std::fs::metadata(&read_path).map_err(|e| e.to_string())?,
+        );
+        let mut file = QueueFile::open(&read_path).map_err(|e| e.to_string())?;
+        file.verify().map_err(|e| e.to_string())?;
+        let mut content = Vec::with_capacity(usize::try_from(file.content_len).unwrap_or(0));
+        file.content()
+            .map_err(|e| e.to_string())?
+            .read_to_end(&mut content)
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((uid, file.envelope, content))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let (uid, mut envelope, content) = match read {
+        Ok(found) => found,
+        Err(why) => {
+            std::fs::rename(&path, &corrupt).map_err(|e| format!("moving to corrupt: {e}"))?;
+            tracing::warn!("{name}: damaged maildrop file moved to corrupt: {why}");
+            return Ok(());
+        }
+    };
+    envelope.queue_id = QueueId::generate();
+    envelope.arrival_time = chrono::Utc::now().timestamp();
+    envelope.client.uid = Some(envelope.client.uid.unwrap_or(uid));
+    let id = envelope.queue_id.clone();
+    let sender = envelope.sender.clone();
+    let user = envelope.client.uid.unwrap_or(uid);
+    let mut message = deps
+        .cleanup
+        .open(envelope, Source::Local)
+        .await
+        .map_err(|e| e.to_string())?;
+    message.write(&content).await.map_err(|e| e.to_string())?;
+    tracing::info!("{id}: uid={user} from=<{sender}>");
+    deps.cleanup
+        .commit(message)
+        .await
+        .map_err(|e| e.to_string())?;
+    std::fs::remove_file(&path).map_err(|e| format!("removing the maildrop file: {e}"))?;
+    Ok(())
+}
