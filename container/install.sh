@@ -13,6 +13,7 @@ chmod 700 "$ROOT/var/spool/postern"
 if [ "$ROOT" = / ]; then
   chown postern:postern /var/spool/postern
 fi
+ln -sf /usr/sbin/postern "$ROOT/usr/sbin/sendmail"
 for name in sendmail mailq postqueue postsuper postcat postconf qshape postlog; do
   ln -sf /usr/sbin/postern "$ROOT/usr/bin/$name"
 done
