@@ -177,7 +177,8 @@ impl Handler<Fault> for Cleanup {
 pub struct CleanupHandle {
     role: RoleHandle<Cleanup>,
     store: Arc<Store>,
-    config: Arc<CleanupConfig>,
+    /// Swapped on reload; sessions that began before keep what they read.
+    config: Arc<std::sync::RwLock<Arc<CleanupConfig>>>,
     /// Told of every committed message.
     arrivals: crate::qmgr::Arrivals,
 }
@@ -192,7 +193,7 @@ impl CleanupHandle {
         CleanupHandle {
             role,
             store,
-            config,
+            config: Arc::new(std::sync::RwLock::new(config)),
             arrivals,
         }
     }
@@ -203,7 +204,11 @@ impl CleanupHandle {
         mut envelope: Envelope,
         source: Source,
     ) -> Result<CleanupMessage, CleanupError> {
-        let c = &self.config;
+        let c = self
+            .config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
         envelope.sender = envelope.sender.qualified(&c.myorigin);
         let mut seen = HashSet::new();
         envelope.recipients.retain_mut(|r| {
@@ -261,6 +266,13 @@ impl CleanupHandle {
             c.header_size_limit,
             additions,
         ))
+    }
+
+    /// Puts a new configuration in force for messages opened from now on.
+    pub fn set_config(&self, config: Arc<CleanupConfig>) {
+        if let Ok(mut current) = self.config.write() {
+            *current = config;
+        }
     }
 
     /// Ends the message and makes it durable; returns its queue ID.

@@ -10,6 +10,7 @@ pub mod postqueue;
 pub mod postsuper;
 pub mod qshape;
 pub mod queue;
+pub mod reload;
 pub mod sendmail;
 pub mod start;
 pub mod status;
@@ -36,6 +37,7 @@ const USAGE: &str = "usage: postern COMMAND [ARGS]
 commands:
   start       run the mail system in the foreground
   stop        stop a running instance
+  reload      read the configuration again (a bad one is refused; same as SIGHUP)
   status      report whether an instance is running
   check       validate the configuration without binding ports
   healthz     ask the admin service for /healthz (-r: /readyz); for health checks
@@ -76,6 +78,7 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
     let result = match name.as_str() {
         "start" => start::run(rest),
         "stop" => status::stop(rest),
+        "reload" => reload::run(rest),
         "status" => status::status(rest),
         "check" => check::run(rest),
         "healthz" => healthz::run(rest),

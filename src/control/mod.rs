@@ -39,6 +39,8 @@ pub enum Request {
     },
     /// New mail in the maildrop.
     Pickup,
+    /// Read the configuration again and put it in force.
+    Reload,
     /// Make a role panic (only with `POSTERN_FAULT_INJECTION=1`; for tests).
     Fault { role: String },
 }

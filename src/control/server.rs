@@ -23,8 +23,12 @@ pub struct ControlDeps {
     pub store: Arc<Store>,
     /// Turned to true to stop the whole instance.
     pub shutdown: watch::Sender<bool>,
-    pub smtpd: Vec<String>,
-    pub admin: Vec<String>,
+    /// The SMTP listener addresses (they change on reload).
+    pub smtpd: Arc<Mutex<Vec<String>>>,
+    /// Asks the supervisor to reload; the answer says what happened.
+    pub reload:
+        tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<Result<String, String>>>,
+    pub admin: Arc<Mutex<Vec<String>>>,
     pub restarts: Arc<Mutex<BTreeMap<String, u64>>>,
     /// Present only when fault injection is enabled.
     pub fault: Option<FaultTrigger>,
@@ -104,8 +108,8 @@ async fn answer(request: Request, deps: &ControlDeps) -> Response {
     match request {
         Request::Status => Response::Status(Status {
             pid: std::process::id(),
-            smtpd: deps.smtpd.clone(),
-            admin: deps.admin.clone(),
+            smtpd: deps.smtpd.lock().map(|a| a.clone()).unwrap_or_default(),
+            admin: deps.admin.lock().map(|a| a.clone()).unwrap_or_default(),
             restarts: deps.restarts.lock().map(|r| r.clone()).unwrap_or_default(),
         }),
         Request::Stop => {
@@ -204,6 +208,21 @@ async fn answer(request: Request, deps: &ControlDeps) -> Response {
                 }
                 Err(e) => Response::Error {
                     message: e.to_string(),
+                },
+            }
+        }
+        Request::Reload => {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if deps.reload.send(reply).is_err() {
+                return Response::Error {
+                    message: "reload is not available".into(),
+                };
+            }
+            match answer.await {
+                Ok(Ok(_)) => Response::Ok,
+                Ok(Err(message)) => Response::Error { message },
+                Err(_) => Response::Error {
+                    message: "reload did not answer".into(),
                 },
             }
         }

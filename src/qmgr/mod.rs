@@ -893,6 +893,21 @@ impl Handler<Finished> for Qmgr {
     }
 }
 
+/// A reloaded configuration: routes, agents and limits for what comes next;
+/// deliveries in flight finish with what they started with.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure(pub Arc<QmgrDeps>);
+
+impl Handler<Reconfigure> for Qmgr {
+    type Result = ();
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Context<Self>) {
+        self.scheduler.set_limits(msg.0.config.limits);
+        self.deps = msg.0;
+        self.activate(ctx);
+    }
+}
+
 impl Handler<StopRole> for Qmgr {
     type Result = ();
     fn handle(&mut self, _msg: StopRole, ctx: &mut Context<Self>) {

@@ -55,6 +55,14 @@ impl Scheduler {
         }
     }
 
+    /// New limits (reload); destinations keep their windows within the new limit.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        for dest in self.destinations.values_mut() {
+            dest.window = dest.window.min(limits.limit).max(1);
+        }
+    }
+
     /// Queues a job; a job for a dead destination comes back with the reason.
     pub fn push(&mut self, job: Job, now: Instant) -> Result<(), (Job, String)> {
         let initial = self.limits.initial.min(self.limits.limit);

@@ -51,8 +51,11 @@ use crate::config::Config;
 /// What smtpd needs from the rest of the daemon.
 #[derive(Clone)]
 pub struct SmtpdDeps {
-    pub config: Arc<Config>,
+    /// The configuration new sessions get; a reload sends a new one.
+    pub config: watch::Receiver<Arc<Config>>,
     pub cleanup: CleanupHandle,
+    /// The whole daemon is stopping (a listener may also stop for a reload).
+    pub shutdown: watch::Receiver<bool>,
     /// One permit per session: `default_process_limit` bounds memory and
     /// file descriptors whatever the number of clients.
     sessions: Arc<Semaphore>,
@@ -61,11 +64,16 @@ pub struct SmtpdDeps {
 }
 
 impl SmtpdDeps {
-    pub fn new(config: Arc<Config>, cleanup: CleanupHandle) -> SmtpdDeps {
-        let sessions = Arc::new(Semaphore::new(config.default_process_limit));
+    pub fn new(
+        config: watch::Receiver<Arc<Config>>,
+        cleanup: CleanupHandle,
+        shutdown: watch::Receiver<bool>,
+    ) -> SmtpdDeps {
+        let sessions = Arc::new(Semaphore::new(config.borrow().default_process_limit));
         SmtpdDeps {
             config,
             cleanup,
+            shutdown,
             sessions,
             clients: Arc::default(),
         }
@@ -117,7 +125,7 @@ pub async fn serve(
     deps: SmtpdDeps,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let config = deps.config.clone();
+    let limit = deps.config.borrow().default_process_limit;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -131,6 +139,7 @@ pub async fn serve(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
+        let config = deps.config.borrow().clone();
         let ip = peer.ip();
         let client = crate::mail::maillog::client("unknown", &ip.to_string());
         let Ok(permit) = deps.sessions.clone().try_acquire_owned() else {
@@ -164,25 +173,23 @@ pub async fn serve(
             }
         };
         let deps = deps.clone();
-        let stop = stop.clone();
         tokio::spawn(async move {
-            session::run(stream, peer, deps, stop).await;
+            session::run(stream, peer, deps, config).await;
             drop(slot);
             drop(permit);
         });
     }
-    let all = u32::try_from(config.default_process_limit).unwrap_or(u32::MAX);
-    if tokio::time::timeout(
-        config.shutdown_grace_period,
-        deps.sessions.acquire_many(all),
-    )
-    .await
-    .is_err()
+    // A reload only replaces the listener: open sessions go on.
+    if !*deps.shutdown.borrow() {
+        return Ok(());
+    }
+    let grace = deps.config.borrow().shutdown_grace_period;
+    let all = u32::try_from(limit).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, deps.sessions.acquire_many(all))
+        .await
+        .is_err()
     {
-        tracing::warn!(
-            "sessions still open after {:?}; closing them",
-            config.shutdown_grace_period
-        );
+        tracing::warn!("sessions still open after {grace:?}; closing them");
     }
     Ok(())
 }

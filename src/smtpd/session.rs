@@ -67,12 +67,7 @@ pub struct Session {
 }
 
 /// Runs a session to its end.
-pub async fn run(
-    stream: TcpStream,
-    peer: SocketAddr,
-    deps: SmtpdDeps,
-    stop: watch::Receiver<bool>,
-) {
+pub async fn run(stream: TcpStream, peer: SocketAddr, deps: SmtpdDeps, config: Arc<Config>) {
     let (read, write) = stream.into_split();
     let addr = peer.ip().to_canonical().to_string();
     let client = ClientInfo {
@@ -83,9 +78,10 @@ pub async fn run(
         uid: None,
     };
     let client_log = crate::mail::maillog::client(&client.name, &addr);
-    let trusted = deps.config.is_trusted(peer.ip());
+    let trusted = config.is_trusted(peer.ip());
+    let stop = deps.shutdown.clone();
     let mut session = Session {
-        config: deps.config.clone(),
+        config,
         cleanup: deps.cleanup.clone(),
         reader: BufReader::with_capacity(READ_BUFFER, read),
         writer: BufWriter::new(write),

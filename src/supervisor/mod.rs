@@ -24,6 +24,7 @@
 pub mod handle;
 pub mod lock;
 pub mod logging;
+pub mod reload;
 pub mod tree;
 
 use std::collections::BTreeMap;
@@ -32,19 +33,14 @@ use std::sync::{Arc, Mutex};
 
 use actix::dev::ToEnvelope;
 use actix::{Actor, Handler, Message};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::admin::AdminDeps;
-use crate::bounce::BounceConfig;
 use crate::cleanup::{Cleanup, CleanupConfig, CleanupHandle};
 use crate::config::{Config, Settings};
 use crate::control::server::{ControlDeps, FaultTrigger};
-use crate::delivery::Agents;
-use crate::delivery::lmtp::LmtpAgent;
-use crate::delivery::smtp::{SmtpAgent, SmtpConfig};
-use crate::qmgr::{Arrivals, Qmgr, QmgrConfig, QmgrDeps};
-use crate::rewrite::Rewrite;
-use crate::smtpd::{self, SmtpdDeps};
+use crate::qmgr::{Arrivals, Qmgr};
+use crate::smtpd::SmtpdDeps;
 use crate::store::Store;
 use handle::RoleSlot;
 use tree::{Child, Exit, ExitGuard, Group, Intensity, TaskChild, TreeEnd};
@@ -139,21 +135,13 @@ pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
 
     let mut smtpd_listeners = Vec::new();
     for addr in &config.smtpd_listen {
-        let listener =
-            std::net::TcpListener::bind(addr).map_err(|e| StartError::Bind(addr.to_string(), e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| StartError::Bind(addr.to_string(), e))?;
-        smtpd_listeners.push(listener);
+        let listener = reload::bind(*addr).map_err(|e| StartError::Bind(addr.to_string(), e))?;
+        smtpd_listeners.push((*addr, Arc::new(listener)));
     }
     let mut admin_listeners = Vec::new();
     for addr in &config.admin_listen {
-        let listener =
-            std::net::TcpListener::bind(addr).map_err(|e| StartError::Bind(addr.to_string(), e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| StartError::Bind(addr.to_string(), e))?;
-        admin_listeners.push(listener);
+        let listener = reload::bind(*addr).map_err(|e| StartError::Bind(addr.to_string(), e))?;
+        admin_listeners.push((*addr, Arc::new(listener)));
     }
     let control_path = crate::control::socket_path(&queue_directory);
     let _ = std::fs::remove_file(&control_path);
@@ -219,8 +207,8 @@ fn report_recovery(r: &crate::store::Recovery) {
 
 /// The sockets bound before the roles start.
 struct Listeners {
-    smtpd: Vec<std::net::TcpListener>,
-    admin: Vec<std::net::TcpListener>,
+    smtpd: Vec<reload::SmtpdListener>,
+    admin: Vec<reload::SmtpdListener>,
     control: std::os::unix::net::UnixListener,
 }
 
@@ -240,7 +228,6 @@ async fn run_tree(
     spawn_signal_handlers(shutdown_tx.clone())?;
     let restarts: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     let hook_restarts = restarts.clone();
-    let restarts_for_admin = restarts.clone();
     let hook: tree::RestartHook = Rc::new(move |name| {
         if let Ok(mut counts) = hook_restarts.lock() {
             *counts.entry(name.to_string()).or_default() += 1;
@@ -255,20 +242,9 @@ async fn run_tree(
         Arc::new(CleanupConfig::from_config(&config)),
         arrivals.clone(),
     );
-    let rewrite = Rewrite::new(&config).map_err(|e| StartError::Config(e.to_string()))?;
-    let smtp_config = SmtpConfig::from_config(&config).map_err(StartError::Config)?;
-    let qmgr_deps = Arc::new(QmgrDeps {
-        config: QmgrConfig::from_config(&config),
-        store: store.clone(),
-        rewrite: Arc::new(rewrite),
-        agents: Arc::new(Agents {
-            smtp: SmtpAgent::new(smtp_config.clone(), &config.smtp_dns_servers),
-            lmtp: LmtpAgent::new(smtp_config, &config.smtp_dns_servers),
-        }),
-        cleanup: cleanup.clone(),
-        bounce: BounceConfig::from_config(&config),
-        arrivals,
-    });
+    let qmgr_deps =
+        reload::qmgr_deps(&config, &store, &cleanup, &arrivals).map_err(StartError::Config)?;
+    let qmgr_current = Arc::new(Mutex::new(qmgr_deps));
     let (qmgr_slot, qmgr_role) = handle::role::<Qmgr>("qmgr");
     let poke = Arc::new(tokio::sync::Notify::new());
     let pickup_deps = crate::pickup::PickupDeps {
@@ -277,22 +253,51 @@ async fn run_tree(
         poke: poke.clone(),
     };
 
-    let mut smtpd_addrs = Vec::new();
-    let mut smtpd_children: Vec<Box<dyn Child>> = Vec::new();
-    for listener in smtpd_listeners {
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Bind("smtpd".into(), e))?;
-        smtpd_addrs.push(addr.to_string());
-        let listener = Arc::new(
-            tokio::net::TcpListener::from_std(listener)
-                .map_err(|e| StartError::Bind(addr.to_string(), e))?,
-        );
-        let deps = SmtpdDeps::new(config.clone(), cleanup.clone());
-        smtpd_children.push(Box::new(TaskChild::new("smtpd", move |stop| {
-            Box::pin(smtpd::serve(listener.clone(), deps.clone(), stop))
-        })));
-    }
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    let smtpd_deps = SmtpdDeps::new(config_rx, cleanup.clone(), shutdown_rx.clone());
+    let smtpd_group =
+        reload::smtpd_group(&smtpd_listeners, &smtpd_deps).map_err(StartError::Config)?;
+    let smtpd_addrs: Vec<String> = smtpd_listeners
+        .iter()
+        .filter_map(|(_, l)| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    let shown_addrs = Arc::new(Mutex::new(smtpd_addrs.clone()));
+    let admin_deps = AdminDeps {
+        store: store.clone(),
+        restarts: restarts.clone(),
+        qmgr: qmgr_role.clone(),
+    };
+    let admin_group =
+        reload::admin_group(&admin_listeners, &admin_deps).map_err(StartError::Config)?;
+    let admin_addrs = Arc::new(Mutex::new(reload::addresses(&admin_listeners)));
+    let (replace_tx, replace_rx) = mpsc::unbounded_channel();
+    let (reload_tx, mut reload_rx) =
+        mpsc::unbounded_channel::<oneshot::Sender<Result<String, String>>>();
+    let mut reloader = reload::Reloader {
+        config_dir: settings.config_dir.clone(),
+        running: config.clone(),
+        store: store.clone(),
+        cleanup: cleanup.clone(),
+        arrivals,
+        qmgr: qmgr_role.clone(),
+        qmgr_current: qmgr_current.clone(),
+        smtpd_config: config_tx,
+        smtpd_deps,
+        smtpd_listeners,
+        smtpd_addrs: shown_addrs.clone(),
+        admin_deps,
+        admin_listeners,
+        admin_addrs: admin_addrs.clone(),
+        replace: replace_tx,
+    };
+    actix_rt::spawn(async move {
+        while let Some(reply) = reload_rx.recv().await {
+            let result = reloader.reload().await;
+            let _ = reply.send(result);
+        }
+    });
+    spawn_reload_signal(reload_tx.clone())?;
 
     let fault: Option<FaultTrigger> = fault_injection.then(|| {
         let cleanup_role = cleanup_role.clone();
@@ -312,12 +317,9 @@ async fn run_tree(
     let control_deps = ControlDeps {
         store: store.clone(),
         shutdown: shutdown_tx.clone(),
-        smtpd: smtpd_addrs.clone(),
-        admin: admin_listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .map(|a| a.to_string())
-            .collect(),
+        smtpd: shown_addrs,
+        reload: reload_tx,
+        admin: admin_addrs,
         restarts,
         fault,
         qmgr: qmgr_role.clone(),
@@ -328,7 +330,7 @@ async fn run_tree(
             .map_err(|e| StartError::Bind("control".into(), e))?,
     );
 
-    let mut control_children: Vec<Box<dyn Child>> =
+    let control_children: Vec<Box<dyn Child>> =
         vec![Box::new(TaskChild::new("control", move |stop| {
             Box::pin(crate::control::server::serve(
                 control_listener.clone(),
@@ -336,24 +338,13 @@ async fn run_tree(
                 stop,
             ))
         }))];
-    let admin_deps = AdminDeps {
-        store: store.clone(),
-        restarts: restarts_for_admin,
-        qmgr: qmgr_role.clone(),
-    };
-    for listener in admin_listeners {
-        let listener = Arc::new(listener);
-        let deps = admin_deps.clone();
-        control_children.push(Box::new(TaskChild::new("admin", move |stop| {
-            Box::pin(crate::admin::serve(listener.clone(), deps.clone(), stop))
-        })));
-    }
     let cleanup_store = store.clone();
     let groups = vec![
         Group {
             name: "control",
             children: control_children,
         },
+        admin_group,
         Group {
             name: "cleanup",
             children: vec![Box::new(ActorChild::new(
@@ -371,13 +362,14 @@ async fn run_tree(
         Group {
             name: "qmgr",
             children: vec![Box::new(ActorChild::new("qmgr", qmgr_slot, move |guard| {
-                Qmgr::new(qmgr_deps.clone(), guard)
+                let deps = qmgr_current
+                    .lock()
+                    .map(|d| d.clone())
+                    .unwrap_or_else(|e| e.into_inner().clone());
+                Qmgr::new(deps, guard)
             }))],
         },
-        Group {
-            name: "smtpd",
-            children: smtpd_children,
-        },
+        smtpd_group,
     ];
     let intensity = Intensity {
         max: config.supervisor_restart_limit,
@@ -396,8 +388,27 @@ async fn run_tree(
         config.shutdown_grace_period,
         shutdown_rx,
         hook,
+        replace_rx,
     )
     .await)
+}
+
+/// SIGHUP reloads, as with Postfix's master.
+fn spawn_reload_signal(
+    reload: mpsc::UnboundedSender<oneshot::Sender<Result<String, String>>>,
+) -> Result<(), StartError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).map_err(StartError::Runtime)?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!(target: "master", "reloading on signal 1");
+            let (reply, _) = oneshot::channel();
+            if reload.send(reply).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
 }
 
 fn spawn_signal_handlers(shutdown: watch::Sender<bool>) -> Result<(), StartError> {

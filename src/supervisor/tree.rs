@@ -288,6 +288,9 @@ async fn run_group(
     }
 }
 
+/// A request to replace the running group of the same name (reload).
+pub type Replace = (Group, oneshot::Sender<()>);
+
 /// Why the tree stopped.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TreeEnd {
@@ -304,7 +307,9 @@ pub async fn run(
     grace: Duration,
     mut shutdown: watch::Receiver<bool>,
     hook: RestartHook,
+    mut replace: mpsc::UnboundedReceiver<Replace>,
 ) -> TreeEnd {
+    let names: Vec<&'static str> = groups.iter().map(|g| g.name).collect();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Group, GroupEnd)>();
     let mut stops: Vec<Option<watch::Sender<bool>>> = Vec::new();
     let spawn_group = |i: usize, group: Group, stops: &mut Vec<Option<watch::Sender<bool>>>| {
@@ -337,6 +342,24 @@ pub async fn run(
                 tracing::warn!(target: "master", "group {} failed ({why}); restarting it", group.name);
                 hook(group.name);
                 spawn_group(i, group, &mut stops);
+            }
+            Some((group, ack)) = replace.recv() => {
+                // Stop the running group of that name, then start its replacement.
+                let Some(i) = names.iter().position(|n| *n == group.name) else { continue };
+                if let Some(stop) = stops[i].take() {
+                    let _ = stop.send(true);
+                    while let Some((j, other, end)) = done_rx.recv().await {
+                        if j == i {
+                            break;
+                        }
+                        stops[j] = None;
+                        if matches!(end, GroupEnd::Failed(_)) {
+                            spawn_group(j, other, &mut stops);
+                        }
+                    }
+                }
+                spawn_group(i, group, &mut stops);
+                let _ = ack.send(());
             }
             _ = shutdown.changed() => break TreeEnd::Shutdown,
         }

@@ -16,6 +16,29 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_postern");
 pub const HOST: &str = "mx.test.example";
 const DEADLINE: Duration = Duration::from_secs(30);
 
+/// The test configuration: the harness's base settings, then `extra`.
+fn config_text(root: &Path, queue: &Path, extra: &str) -> String {
+    let base = [
+        ("queue_directory", format!("{queue:?}")),
+        ("smtpd_listen", "\"127.0.0.1:0\"".to_string()),
+        ("admin_listen", "\"127.0.0.1:0\"".to_string()),
+        ("maillog_file", format!("{:?}", root.join("maillog"))),
+        ("myhostname", format!("\"{HOST}\"")),
+        ("mydomain", "\"test.example\"".to_string()),
+        // Nothing leaves the machine unless a test routes it to a peer of its own.
+        (
+            "default_transport",
+            "\"error:4.4.1 no external delivery in tests\"".to_string(),
+        ),
+        (
+            "relay_transport",
+            "\"error:4.4.1 no external delivery in tests\"".to_string(),
+        ),
+    ];
+    let base: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    merge(&base, extra)
+}
+
 /// TOML with `defaults` for every key `extra` does not set, then `extra`.
 pub fn merge(defaults: &[(&str, &str)], extra: &str) -> String {
     let set: Vec<&str> = extra
@@ -84,26 +107,11 @@ impl Postern {
         let queue = queue
             .map(Path::to_path_buf)
             .unwrap_or_else(|| root.join("queue"));
-        let base = [
-            ("queue_directory", format!("{queue:?}")),
-            ("smtpd_listen", "\"127.0.0.1:0\"".to_string()),
-            ("admin_listen", "\"127.0.0.1:0\"".to_string()),
-            ("maillog_file", format!("{:?}", root.join("maillog"))),
-            ("myhostname", format!("\"{HOST}\"")),
-            ("mydomain", "\"test.example\"".to_string()),
-            // Nothing leaves the machine unless a test routes it to a peer of its own.
-            (
-                "default_transport",
-                "\"error:4.4.1 no external delivery in tests\"".to_string(),
-            ),
-            (
-                "relay_transport",
-                "\"error:4.4.1 no external delivery in tests\"".to_string(),
-            ),
-        ];
-        let base: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let config = merge(&base, extra);
-        std::fs::write(root.join("conf/postern.toml"), config).unwrap();
+        std::fs::write(
+            root.join("conf/postern.toml"),
+            config_text(root, &queue, extra),
+        )
+        .unwrap();
         let env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -117,6 +125,15 @@ impl Postern {
         };
         p.spawn();
         p
+    }
+
+    /// Rewrites postern.toml (the harness's base settings, then `extra`).
+    pub fn write_config(&self, extra: &str) {
+        std::fs::write(
+            self.conf_dir().join("postern.toml"),
+            config_text(self.dir.path(), &self.queue, extra),
+        )
+        .unwrap();
     }
 
     /// Starts the binary (again) on this instance's directories and waits until it serves.

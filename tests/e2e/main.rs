@@ -15,6 +15,7 @@ mod mx;
 mod pflogsumm;
 mod qshape;
 mod queue;
+mod reload;
 mod safety;
 mod sendmail;
 mod smtpd;
