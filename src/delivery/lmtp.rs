@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::smtp::client::{self, End, Protocol};
+use super::smtp::client::{self, End, Protocol, Stream};
 use super::smtp::dns::Dns;
-use super::smtp::{Endpoint, Failure, Server, SmtpConfig};
+use super::smtp::{Endpoint, Failure, Server, SmtpConfig, all_failed, connect};
 use super::{Report, Request, Status};
 
 const LMTP_PORT: u16 = 24;
@@ -72,69 +72,32 @@ impl LmtpAgent {
             Err(failure) => last = failure,
             Ok(servers) => {
                 for server in servers {
-                    let end = match &server.endpoint {
-                        Endpoint::Unix(path) => match tokio::time::timeout(
-                            self.config.connect_timeout,
-                            tokio::net::UnixStream::connect(path),
-                        )
-                        .await
-                        {
-                            Ok(Ok(stream)) => {
-                                client::transaction(
-                                    stream,
-                                    &server,
-                                    request,
-                                    &self.config,
-                                    started,
-                                    Protocol::Lmtp,
-                                )
+                    let limit = self.config.connect_timeout;
+                    let connected = match &server.endpoint {
+                        Endpoint::Unix(path) => {
+                            connect(&server, limit, tokio::net::UnixStream::connect(path))
                                 .await
-                            }
-                            Ok(Err(e)) => End::TryNext(Failure {
-                                text: format!("connect to {}: {e}", server.relay()),
-                                dsn: "4.4.1".into(),
-                                permanent: false,
-                            }),
-                            Err(_) => End::TryNext(Failure {
-                                text: format!(
-                                    "connect to {}: Connection timed out",
-                                    server.relay()
-                                ),
-                                dsn: "4.4.1".into(),
-                                permanent: false,
-                            }),
-                        },
-                        Endpoint::Inet(addr) => match tokio::time::timeout(
-                            self.config.connect_timeout,
-                            tokio::net::TcpStream::connect(addr),
-                        )
-                        .await
-                        {
-                            Ok(Ok(stream)) => {
-                                client::transaction(
-                                    stream,
-                                    &server,
-                                    request,
-                                    &self.config,
-                                    started,
-                                    Protocol::Lmtp,
-                                )
+                                .map(|s| Box::new(s) as Box<dyn Stream>)
+                        }
+                        Endpoint::Inet(addr) => {
+                            connect(&server, limit, tokio::net::TcpStream::connect(addr))
                                 .await
-                            }
-                            Ok(Err(e)) => End::TryNext(Failure {
-                                text: format!("connect to {}: {e}", server.relay()),
-                                dsn: "4.4.1".into(),
-                                permanent: false,
-                            }),
-                            Err(_) => End::TryNext(Failure {
-                                text: format!(
-                                    "connect to {}: Connection timed out",
-                                    server.relay()
-                                ),
-                                dsn: "4.4.1".into(),
-                                permanent: false,
-                            }),
-                        },
+                                .map(|s| Box::new(s) as Box<dyn Stream>)
+                        }
+                    };
+                    let end = match connected {
+                        Ok(stream) => {
+                            client::transaction(
+                                stream,
+                                &server,
+                                request,
+                                &self.config,
+                                started,
+                                Protocol::Lmtp,
+                            )
+                            .await
+                        }
+                        Err(failure) => End::TryNext(failure),
                     };
                     match end {
                         End::Done(report) => return report,
@@ -143,14 +106,7 @@ impl LmtpAgent {
                 }
             }
         }
-        let status = if last.permanent {
-            Status::Bounced
-        } else {
-            Status::Deferred
-        };
-        let mut report = Report::all(request, status, &last.dsn, &last.text, "none");
-        report.destination_failed = !last.permanent;
-        report
+        all_failed(request, last, started)
     }
 }
 

@@ -331,6 +331,18 @@ impl Qmgr {
         }
     }
 
+    /// The delivery request for a job of an active message.
+    fn request(&self, job: &Job, message: &ActiveMessage) -> Request {
+        Request {
+            queue_id: job.queue_id.clone(),
+            spool_path: self.deps.store.spool_path(&job.queue_id),
+            route: job.route.clone(),
+            envelope: message.envelope.clone(),
+            recipients: job.recipients.clone(),
+            size: message.state.size,
+        }
+    }
+
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         while let Some(job) = self.scheduler.next(now) {
@@ -338,14 +350,7 @@ impl Qmgr {
                 self.scheduler.done(&job.route, true, "", now);
                 continue;
             };
-            let request = Request {
-                queue_id: job.queue_id.clone(),
-                spool_path: self.deps.store.spool_path(&job.queue_id),
-                route: job.route.clone(),
-                envelope: message.envelope.clone(),
-                recipients: job.recipients.clone(),
-                size: message.state.size,
-            };
+            let request = self.request(&job, message);
             let deps = self.deps.clone();
             let addr = ctx.address();
             tokio::spawn(async move {
@@ -442,14 +447,7 @@ impl Qmgr {
         let Some(message) = self.active.get(&job.queue_id) else {
             return;
         };
-        let request = Request {
-            queue_id: job.queue_id.clone(),
-            spool_path: self.deps.store.spool_path(&job.queue_id),
-            route: job.route.clone(),
-            envelope: message.envelope.clone(),
-            recipients: job.recipients.clone(),
-            size: message.state.size,
-        };
+        let request = self.request(job, message);
         let report = Report::all(&request, Status::Deferred, "4.4.1", reason, "none");
         let started = SystemTime::now();
         for outcome in &report.outcomes {

@@ -127,6 +127,17 @@ impl Postern {
         p
     }
 
+    /// Moves a message's arrival time back by `minutes`, through the store's
+    /// own API (the daemon must be down).
+    pub fn age_message(&self, id: &str, minutes: i64) {
+        let store = postern::store::Store::open(&self.queue_dir()).unwrap();
+        let id = postern::mail::QueueId::parse(id).unwrap();
+        let mut state = store.get(&id).unwrap();
+        state.arrival_time = chrono::Utc::now().timestamp() - minutes * 60;
+        store.put(&id, &state).unwrap();
+        store.flush().unwrap();
+    }
+
     /// Rewrites postern.toml (the harness's base settings, then `extra`).
     pub fn write_config(&self, extra: &str) {
         std::fs::write(

@@ -1,9 +1,6 @@
 //! The admin HTTP service: health, readiness, and the metrics after a mixed
 //! workload and for a queue with known ages.
 
-use postern::mail::QueueId;
-use postern::store::Store;
-
 use crate::common::{Postern, Smtp, merge, wait_for};
 use crate::peer::{Behaviour, Peer, by_local_part};
 
@@ -81,16 +78,6 @@ fn counters_follow_a_mixed_workload() {
     assert!(get("process_cpu_seconds_total") >= 0.0);
 }
 
-/// Moves a message's arrival time back by `minutes` (daemon down).
-fn age(p: &Postern, id: &str, minutes: i64) {
-    let store = Store::open(&p.queue_dir()).unwrap();
-    let id = QueueId::parse(id).unwrap();
-    let mut state = store.get(&id).unwrap();
-    state.arrival_time = chrono::Utc::now().timestamp() - minutes * 60;
-    store.put(&id, &state).unwrap();
-    store.flush().unwrap();
-}
-
 #[test]
 fn queue_sizes_and_age_bands() {
     let mut p = Postern::start("");
@@ -114,8 +101,8 @@ fn queue_sizes_and_age_bands() {
         .sum();
     assert!(p.run(&["stop"]).status.success());
     p.wait_exit();
-    age(&p, &ids[1], 30);
-    age(&p, &ids[2], 2000);
+    p.age_message(&ids[1], 30);
+    p.age_message(&ids[2], 2000);
     p.spawn();
     let m = p.metrics();
     let get = |k: &str| m.get(k).copied().unwrap_or(-1.0);

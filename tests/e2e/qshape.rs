@@ -1,20 +1,6 @@
 //! qshape over a queue with known ages, with the daemon down and up.
 
-use postern::mail::QueueId;
-use postern::store::Store;
-
 use crate::common::Postern;
-
-/// Moves a message's arrival time back by `minutes` (the store's own API;
-/// the daemon must be down).
-fn age(p: &Postern, id: &str, minutes: i64) {
-    let store = Store::open(&p.queue_dir()).unwrap();
-    let id = QueueId::parse(id).unwrap();
-    let mut state = store.get(&id).unwrap();
-    state.arrival_time = chrono::Utc::now().timestamp() - minutes * 60;
-    store.put(&id, &state).unwrap();
-    store.flush().unwrap();
-}
 
 fn rows(output: &str) -> Vec<Vec<String>> {
     output
@@ -42,8 +28,8 @@ fn qshape_shows_domains_by_age() {
     }
     assert!(p.run(&["stop"]).status.success());
     p.wait_exit();
-    age(&p, &middle, 30);
-    age(&p, &old, 2000);
+    p.age_message(&middle, 30);
+    p.age_message(&old, 2000);
     let down = String::from_utf8_lossy(&p.run(&["qshape", "deferred"]).stdout).into_owned();
     let table = rows(&down);
     assert_eq!(table[0].join(" "), "T 5 10 20 40 80 160 320 640 1280 1280+");

@@ -254,30 +254,19 @@ impl SmtpAgent {
                 }
             };
             for server in servers {
-                let connect = tokio::time::timeout(
+                let Endpoint::Inet(addr) = &server.endpoint else {
+                    continue;
+                };
+                let stream = match connect(
+                    &server,
                     self.config.connect_timeout,
-                    tokio::net::TcpStream::connect(match &server.endpoint {
-                        Endpoint::Inet(addr) => *addr,
-                        Endpoint::Unix(_) => continue,
-                    }),
+                    tokio::net::TcpStream::connect(*addr),
                 )
-                .await;
-                let stream = match connect {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        last = Failure {
-                            text: format!("connect to {}: {}", server.relay(), io_text(&e)),
-                            dsn: "4.4.1".into(),
-                            permanent: false,
-                        };
-                        continue;
-                    }
-                    Err(_) => {
-                        last = Failure {
-                            text: format!("connect to {}: Connection timed out", server.relay()),
-                            dsn: "4.4.1".into(),
-                            permanent: false,
-                        };
+                .await
+                {
+                    Ok(stream) => stream,
+                    Err(failure) => {
+                        last = failure;
                         continue;
                     }
                 };
@@ -310,16 +299,40 @@ impl SmtpAgent {
                 }
             }
         }
-        let status = if last.permanent {
-            Status::Bounced
-        } else {
-            Status::Deferred
-        };
-        let mut report = Report::all(request, status, &last.dsn, &last.text, "none");
-        report.destination_failed = !last.permanent;
-        report.setup = started.elapsed();
-        report
+        all_failed(request, last, started)
     }
+}
+
+/// The report when no server would take the mail: a permanent failure
+/// bounces, anything else defers and counts against the destination.
+pub(crate) fn all_failed(request: &Request, last: Failure, started: Instant) -> Report {
+    let status = if last.permanent {
+        Status::Bounced
+    } else {
+        Status::Deferred
+    };
+    let mut report = Report::all(request, status, &last.dsn, &last.text, "none");
+    report.destination_failed = !last.permanent;
+    report.setup = started.elapsed();
+    report
+}
+
+/// Connects within the time limit; a failure as Postfix words it.
+pub(crate) async fn connect<S>(
+    server: &Server,
+    limit: Duration,
+    connecting: impl std::future::Future<Output = std::io::Result<S>>,
+) -> Result<S, Failure> {
+    let text = match tokio::time::timeout(limit, connecting).await {
+        Ok(Ok(stream)) => return Ok(stream),
+        Ok(Err(e)) => io_text(&e),
+        Err(_) => "Connection timed out".into(),
+    };
+    Err(Failure {
+        text: format!("connect to {}: {text}", server.relay()),
+        dsn: "4.4.1".into(),
+        permanent: false,
+    })
 }
 
 fn io_text(e: &std::io::Error) -> String {
