@@ -2,21 +2,9 @@
 //! directory can be created) without binding any port.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
-
-#[derive(clap::Parser)]
-#[command(
-    name = "postern check",
-    about = "Validate the configuration without binding ports"
-)]
-struct Args {
-    /// Configuration directory.
-    #[arg(short = 'c')]
-    config_dir: Option<PathBuf>,
-}
 
 pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
-    let args: Args = match super::parse(args) {
+    let args: super::ConfigDirOnly = match super::parse(args) {
         Ok(args) => args,
         Err(code) => return Ok(code),
     };

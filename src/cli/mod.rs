@@ -102,6 +102,14 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
     (name, result)
 }
 
+/// The only option of `start`, `check`, `stop`, `status` and `reload`.
+#[derive(clap::Parser)]
+pub struct ConfigDirOnly {
+    /// Configuration directory (default: $POSTERN_CONFIG_DIR or /etc/postern).
+    #[arg(short = 'c')]
+    pub config_dir: Option<PathBuf>,
+}
+
 /// Loads the configuration for a command given `-c DIR` (or not).
 pub fn load_config(dir: Option<&Path>) -> anyhow::Result<(Settings, Config)> {
     let dir: PathBuf = Settings::config_dir(dir);

@@ -3,26 +3,14 @@
 //! one kept (the reason is printed and logged). Same as SIGHUP.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 
 use anyhow::bail;
 
 use crate::control::client::{self, ClientError};
 use crate::control::{Request, Response};
 
-#[derive(clap::Parser)]
-#[command(
-    name = "postern reload",
-    about = "Reload the running instance's configuration"
-)]
-struct Args {
-    /// Configuration directory.
-    #[arg(short = 'c')]
-    config_dir: Option<PathBuf>,
-}
-
 pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
-    let args: Args = match super::parse(args) {
+    let args: super::ConfigDirOnly = match super::parse(args) {
         Ok(args) => args,
         Err(code) => return Ok(code),
     };

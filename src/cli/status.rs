@@ -1,7 +1,6 @@
 //! `postern status` and `postern stop`, through the control socket.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -10,19 +9,11 @@ use crate::control::client::{self, ClientError};
 use crate::control::{Request, Response};
 use crate::supervisor::lock;
 
-#[derive(clap::Parser)]
-#[command(about = "Talk to a running instance")]
-struct Args {
-    /// Configuration directory.
-    #[arg(short = 'c')]
-    config_dir: Option<PathBuf>,
-}
-
 /// How long `stop` waits for the instance to exit.
 const STOP_WAIT: Duration = Duration::from_secs(60);
 
 pub fn status(args: Vec<OsString>) -> anyhow::Result<u8> {
-    let args: Args = match super::parse(args) {
+    let args: super::ConfigDirOnly = match super::parse(args) {
         Ok(args) => args,
         Err(code) => return Ok(code),
     };
@@ -46,7 +37,7 @@ pub fn status(args: Vec<OsString>) -> anyhow::Result<u8> {
 }
 
 pub fn stop(args: Vec<OsString>) -> anyhow::Result<u8> {
-    let args: Args = match super::parse(args) {
+    let args: super::ConfigDirOnly = match super::parse(args) {
         Ok(args) => args,
         Err(code) => return Ok(code),
     };

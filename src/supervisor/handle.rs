@@ -94,6 +94,28 @@ impl<A: Actor> RoleHandle<A> {
         self.addr.borrow().as_ref().is_some_and(|a| a.connected())
     }
 
+    /// Waits (a while) for a running instance, then sends once without
+    /// waiting for an answer: never sent again to a restarted instance.
+    pub async fn do_send_when_up<M>(&self, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        let mut rx = self.addr.clone();
+        let up = tokio::time::timeout(
+            RESTART_WAIT,
+            rx.wait_for(|a| a.as_ref().is_some_and(|a| a.connected())),
+        )
+        .await;
+        if let Ok(Ok(addr)) = up
+            && let Some(addr) = addr.clone()
+        {
+            addr.do_send(msg);
+        }
+    }
+
     /// Sends without waiting for an answer, to the current instance if any.
     pub fn do_send<M>(&self, msg: M)
     where

@@ -304,11 +304,13 @@ async fn run_tree(
         let qmgr_role = qmgr_role.clone();
         Arc::new(move |role: &str| match role {
             "cleanup" => {
-                cleanup_role.do_send(Fault);
+                let role = cleanup_role.clone();
+                tokio::spawn(async move { role.do_send_when_up(Fault).await });
                 true
             }
             "qmgr" => {
-                qmgr_role.do_send(Fault);
+                let role = qmgr_role.clone();
+                tokio::spawn(async move { role.do_send_when_up(Fault).await });
                 true
             }
             _ => false,

@@ -119,6 +119,18 @@ impl Conn {
         }
     }
 
+    /// Sends one command line and reads its reply.
+    async fn command(&mut self, line: &str, limit: Duration, verb: &str) -> Result<Reply, String> {
+        self.send(
+            format!("{line}\r\n").as_bytes(),
+            limit,
+            &format!("sending {verb}"),
+        )
+        .await?;
+        self.read(limit, &format!("receiving the {verb} reply"))
+            .await
+    }
+
     /// `host X said: 550 5.1.1 ... (in reply to RCPT TO command)`.
     fn said(&self, reply: &Reply, command: &str) -> String {
         let text: Vec<String> = reply.lines.iter().map(|l| clean(l)).collect();
@@ -251,15 +263,7 @@ pub async fn open<S: Stream + 'static>(
 
 /// Checks that a cached session still works (RSET).
 pub async fn reuse(session: &mut Session, config: &SmtpConfig) -> bool {
-    if session
-        .conn
-        .send(b"RSET\r\n", config.helo_timeout, "sending RSET")
-        .await
-        .is_err()
-    {
-        return false;
-    }
-    matches!(session.conn.read(config.helo_timeout, "receiving the RSET reply").await, Ok(r) if r.code / 100 == 2)
+    matches!(session.conn.command("RSET", config.helo_timeout, "RSET").await, Ok(r) if r.code / 100 == 2)
 }
 
 /// Ends a session politely.
@@ -594,38 +598,38 @@ async fn hello(
     } else {
         "EHLO"
     };
-    let ehlo = format!("{verb} {}\r\n", config.helo_name);
-    if let Err(text) = conn
-        .send(ehlo.as_bytes(), config.helo_timeout, "sending EHLO")
+    let lost = |text| End::TryNext(failure(text, None));
+    let reply = conn
+        .command(
+            &format!("{verb} {}", config.helo_name),
+            config.helo_timeout,
+            verb,
+        )
         .await
-    {
-        return Err(End::TryNext(failure(text, None)));
-    }
-    match conn
-        .read(config.helo_timeout, "receiving the EHLO reply")
-        .await
-    {
-        Ok(r) if r.code / 100 == 2 => return Ok(Extensions::parse(&r)),
-        Ok(r) if r.code == 421 || protocol == Protocol::Lmtp => {
-            return Err(End::TryNext(failure(conn.said(&r, verb), Some(&r))));
+        .map_err(lost)?;
+    match reply.code {
+        200..=299 => return Ok(Extensions::parse(&reply)),
+        421 => return Err(End::TryNext(failure(conn.said(&reply, verb), Some(&reply)))),
+        _ if protocol == Protocol::Lmtp => {
+            return Err(End::TryNext(failure(conn.said(&reply, verb), Some(&reply))));
         }
-        Ok(_) => {}
-        Err(text) => return Err(End::TryNext(failure(text, None))),
+        _ => {}
     }
-    let helo = format!("HELO {}\r\n", config.helo_name);
-    if let Err(text) = conn
-        .send(helo.as_bytes(), config.helo_timeout, "sending HELO")
+    let reply = conn
+        .command(
+            &format!("HELO {}", config.helo_name),
+            config.helo_timeout,
+            "HELO",
+        )
         .await
-    {
-        return Err(End::TryNext(failure(text, None)));
-    }
-    match conn
-        .read(config.helo_timeout, "receiving the HELO reply")
-        .await
-    {
-        Ok(r) if r.code / 100 == 2 => Ok(Extensions::default()),
-        Ok(r) => Err(End::TryNext(failure(conn.said(&r, "HELO"), Some(&r)))),
-        Err(text) => Err(End::TryNext(failure(text, None))),
+        .map_err(lost)?;
+    if reply.code / 100 == 2 {
+        Ok(Extensions::default())
+    } else {
+        Err(End::TryNext(failure(
+            conn.said(&reply, "HELO"),
+            Some(&reply),
+        )))
     }
 }
 
@@ -635,14 +639,8 @@ async fn starttls(mut conn: Conn, config: &SmtpConfig) -> Result<Conn, End> {
     let Some(tls) = config.tls.as_ref() else {
         return Ok(conn);
     };
-    if let Err(text) = conn
-        .send(b"STARTTLS\r\n", config.helo_timeout, "sending STARTTLS")
-        .await
-    {
-        return Err(End::TryNext(failure(text, None)));
-    }
     match conn
-        .read(config.helo_timeout, "receiving the STARTTLS reply")
+        .command("STARTTLS", config.helo_timeout, "STARTTLS")
         .await
     {
         Ok(r) if r.code == 220 => {}
