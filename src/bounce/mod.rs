@@ -355,6 +355,7 @@ pub async fn notify(
             protocol: "local".into(),
             uid: None,
         },
+        filter: None,
     };
     let mut message = cleanup.open(bounce_envelope, Source::Internal).await?;
     message.write(&body).await.map_err(CleanupError::Write)?;
@@ -388,6 +389,7 @@ mod tests {
                 protocol: "ESMTP".into(),
                 uid: None,
             },
+            filter: None,
         }
     }
 

@@ -71,8 +71,17 @@ fn unfold(value: &[u8]) -> String {
     out
 }
 
-/// Produces the cleaned header section.
-pub fn process(section: &[u8], ctx: &HeaderContext<'_>) -> (Vec<u8>, HeaderInfo) {
+/// What becomes of one header: `None` keeps it as it is, `Some(bytes)`
+/// puts the bytes (whole CRLF-terminated headers, or nothing) in its place.
+pub type Filter<'a> = dyn FnMut(&[u8]) -> Option<Vec<u8>> + 'a;
+
+/// Produces the cleaned header section; `filter` sees each header the
+/// client sent (header checks, address rewriting).
+pub fn process(
+    section: &[u8],
+    ctx: &HeaderContext<'_>,
+    filter: &mut Filter<'_>,
+) -> (Vec<u8>, HeaderInfo) {
     let mut out = Vec::with_capacity(section.len() + ctx.received.len() + 200);
     out.extend_from_slice(ctx.received.as_bytes());
     let mut info = HeaderInfo::default();
@@ -91,6 +100,10 @@ pub fn process(section: &[u8], ctx: &HeaderContext<'_>) -> (Vec<u8>, HeaderInfo)
                 info.message_id = unfold(value);
             }
             _ => {}
+        }
+        if let Some(replacement) = filter(header) {
+            out.extend_from_slice(&replacement);
+            continue;
         }
         out.extend_from_slice(header);
         if !header.ends_with(b"\r\n") {
@@ -126,7 +139,7 @@ mod tests {
 
     #[test]
     fn adds_missing_headers() {
-        let (out, info) = process(b"Subject: hi\r\n", &ctx(false));
+        let (out, info) = process(b"Subject: hi\r\n", &ctx(false), &mut |_| None);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
@@ -138,7 +151,7 @@ mod tests {
     #[test]
     fn keeps_present_headers_and_folds() {
         let section = b"From: Someone <s@x>\r\nDate: Sun, 1 Mar 2026 00:00:00 +0000\r\nMessage-ID:\r\n <abc@x>\r\nBcc: hidden@x\r\nTo: t@x\r\n";
-        let (out, info) = process(section, &ctx(false));
+        let (out, info) = process(section, &ctx(false), &mut |_| None);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains("Bcc: hidden@x\r\n"),
@@ -147,7 +160,7 @@ mod tests {
         assert_eq!(text.matches("Message-").count(), 1);
         assert_eq!(text.matches("Date:").count(), 1);
         assert_eq!(info.message_id, "<abc@x>");
-        let (out, _) = process(section, &ctx(true));
+        let (out, _) = process(section, &ctx(true), &mut |_| None);
         assert!(
             !String::from_utf8(out).unwrap().contains("Bcc"),
             "local submissions lose Bcc"
@@ -156,7 +169,11 @@ mod tests {
 
     #[test]
     fn bcc_with_continuation_is_removed_whole() {
-        let (out, _) = process(b"Bcc: a@x,\r\n b@x\r\nSubject: s\r\n", &ctx(true));
+        let (out, _) = process(
+            b"Bcc: a@x,\r\n b@x\r\nSubject: s\r\n",
+            &ctx(true),
+            &mut |_| None,
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("a@x") && !text.contains("b@x") && text.contains("Subject: s\r\n"));
     }

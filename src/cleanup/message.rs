@@ -1,12 +1,24 @@
 //! A message on its way through cleanup: content streams in, the header
-//! section is held (up to `header_size_limit`) until it ends, is cleaned,
-//! and then everything is written straight to the queue file. Memory stays
-//! bounded by the header limit whatever the message size.
+//! section is held (up to `header_size_limit`) until it ends, is cleaned
+//! (header checks, address rewriting in headers, the headers cleanup adds),
+//! and then everything is written straight to the queue file, the first
+//! `body_checks_size_limit` bytes of the body line by line through
+//! `body_checks`. Memory stays bounded by those limits whatever the
+//! message size.
+//!
+//! The queue file is created when the header section ends, so that what
+//! the header checks decide about the envelope (REDIRECT, FILTER, BCC) is
+//! in the envelope written first.
 
 use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use super::CleanupConfig;
+use super::address::Role;
+use super::checks::{Edit, LogContext, Part, Verdict};
 use super::headers::{self, HeaderContext, HeaderInfo};
-use crate::mail::Envelope;
+use crate::mail::{Address, Envelope, Recipient};
 use crate::store::{Draft, Finished};
 
 /// What cleanup adds, fixed when the message is opened.
@@ -20,13 +32,20 @@ pub struct Additions {
 
 pub struct CleanupMessage {
     pub(super) envelope: Envelope,
-    draft: Draft,
+    config: Arc<CleanupConfig>,
+    /// Where the queue file goes; it is created at the end of the headers.
+    tmp_path: PathBuf,
+    draft: Option<Draft>,
     /// `Some` while still in the header section.
     header: Option<Vec<u8>>,
     scanned: usize,
-    header_limit: usize,
     additions: Additions,
     info: HeaderInfo,
+    verdict: Verdict,
+    log: LogContext,
+    /// Body bytes still to inspect, and a partial line carried over.
+    body_left: usize,
+    body_line: Vec<u8>,
 }
 
 /// Where the header section ended inside the buffered bytes.
@@ -37,39 +56,138 @@ enum HeaderEnd {
     NotHeader(usize),
 }
 
+/// Header names whose addresses are senders or recipients (Postfix's
+/// header_sender and header_recipient classes).
+fn address_role(name: &[u8]) -> Option<Role> {
+    let name = name.to_ascii_lowercase();
+    match name.as_slice() {
+        b"from" | b"sender" | b"reply-to" | b"return-receipt-to" | b"errors-to"
+        | b"resent-from" | b"resent-sender" | b"resent-reply-to" => Some(Role::HeaderSender),
+        b"to" | b"cc" | b"bcc" | b"resent-to" | b"resent-cc" | b"resent-bcc" => {
+            Some(Role::HeaderRecipient)
+        }
+        _ => None,
+    }
+}
+
+/// The header's value with each address that `map` changes replaced in place.
+fn rewrite_addresses(value: &str, map: impl Fn(&Address) -> Address) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    for address in crate::mail::address::header_list(value) {
+        let written = address.to_string();
+        let mapped = map(&address).to_string();
+        if mapped == written {
+            continue;
+        }
+        if let Some(at) = rest.find(&written) {
+            out.push_str(&rest[..at]);
+            out.push_str(&mapped);
+            rest = &rest[at + written.len()..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 impl CleanupMessage {
     pub(super) fn new(
         envelope: Envelope,
-        draft: Draft,
-        header_limit: usize,
+        config: Arc<CleanupConfig>,
+        tmp_path: PathBuf,
         additions: Additions,
+        log: LogContext,
     ) -> CleanupMessage {
+        let body_left = if config.checks.body.is_empty() {
+            0
+        } else {
+            config.body_checks_size_limit
+        };
         CleanupMessage {
             envelope,
-            draft,
+            config,
+            tmp_path,
+            draft: None,
             header: Some(Vec::new()),
             scanned: 0,
-            header_limit,
             additions,
             info: HeaderInfo::default(),
+            verdict: Verdict::default(),
+            log,
+            body_left,
+            body_line: Vec::new(),
         }
     }
 
     /// Content bytes written so far (after cleanup's changes).
     pub fn size(&self) -> u64 {
-        self.draft.content_len() + self.header.as_ref().map_or(0, |h| h.len() as u64)
+        self.draft.as_ref().map_or(0, |d| d.content_len())
+            + self.header.as_ref().map_or(0, |h| h.len() as u64)
+            + self.body_line.len() as u64
     }
 
     /// Adds message content (CRLF line ends, no dot-stuffing).
     pub async fn write(&mut self, content: &[u8]) -> io::Result<()> {
         let Some(buffer) = self.header.as_mut() else {
-            return self.draft.write(content).await;
+            return self.write_body(content).await;
         };
         buffer.extend_from_slice(content);
         if let Some(end) = self.find_header_end() {
             self.end_headers(end).await?;
         }
         Ok(())
+    }
+
+    fn draft(&mut self) -> io::Result<&mut Draft> {
+        self.draft
+            .as_mut()
+            .ok_or_else(|| io::Error::other("queue file not created"))
+    }
+
+    /// Body content: inspected line by line while within the limit.
+    async fn write_body(&mut self, content: &[u8]) -> io::Result<()> {
+        if self.body_left == 0 && self.body_line.is_empty() {
+            return self.draft()?.write(content).await;
+        }
+        let mut rest = content;
+        while !rest.is_empty() {
+            if self.body_left == 0 {
+                let line = std::mem::take(&mut self.body_line);
+                self.draft()?.write(&line).await?;
+                return self.draft()?.write(rest).await;
+            }
+            let take = match rest.iter().position(|&b| b == b'\n') {
+                Some(nl) => nl + 1,
+                None => rest.len(),
+            };
+            let take = take.min(self.body_left.max(1));
+            self.body_line.extend_from_slice(&rest[..take]);
+            self.body_left = self.body_left.saturating_sub(take);
+            rest = &rest[take..];
+            if self.body_line.ends_with(b"\n") || self.body_left == 0 {
+                self.inspect_body_line().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn inspect_body_line(&mut self) -> io::Result<()> {
+        let line = std::mem::take(&mut self.body_line);
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        let edit = self
+            .config
+            .checks
+            .inspect(Part::Body, text, &mut self.verdict, &self.log);
+        match edit {
+            Edit::Keep | Edit::Prepend(_) => self.draft()?.write(&line).await,
+            Edit::Drop => Ok(()),
+            Edit::Replace(text) => {
+                let mut replaced = text.into_bytes();
+                replaced.extend_from_slice(b"\r\n");
+                self.draft()?.write(&replaced).await
+            }
+        }
     }
 
     fn find_header_end(&mut self) -> Option<HeaderEnd> {
@@ -86,10 +204,83 @@ impl CleanupMessage {
             }
             self.scanned = start + nl + 1;
         }
-        if buffer.len() > self.header_limit {
+        if buffer.len() > self.config.header_size_limit {
             return Some(HeaderEnd::NotHeader(self.scanned));
         }
         None
+    }
+
+    /// Header checks and header address rewriting for one header.
+    fn filter_header(&mut self, header: &[u8]) -> Option<Vec<u8>> {
+        let config = self.config.clone();
+        let mut prepend = None;
+        if !config.checks.header.is_empty() {
+            let text = String::from_utf8_lossy(header);
+            let text = text.trim_end_matches(['\r', '\n']).replace("\r\n", "\n");
+            match config
+                .checks
+                .inspect(Part::Header, &text, &mut self.verdict, &self.log)
+            {
+                Edit::Keep => {}
+                Edit::Drop => return Some(Vec::new()),
+                Edit::Replace(text) => return Some(format!("{text}\r\n").into_bytes()),
+                Edit::Prepend(text) => prepend = Some(format!("{text}\r\n")),
+            }
+        }
+        let rewritten = headers::field_name(header)
+            .and_then(address_role)
+            .filter(|_| config.addresses.rewrites_headers())
+            .and_then(|role| {
+                let text = String::from_utf8_lossy(header);
+                let colon = text.find(':')?;
+                let value = &text[colon + 1..];
+                let new = rewrite_addresses(value, |a| config.addresses.address(a, role));
+                (new != value).then(|| format!("{}:{new}", &text[..colon]))
+            });
+        match (prepend, rewritten) {
+            (None, None) => None,
+            (p, r) => {
+                let mut out = p.unwrap_or_default().into_bytes();
+                match r {
+                    Some(r) => out.extend_from_slice(r.as_bytes()),
+                    None => out.extend_from_slice(header),
+                }
+                if !out.ends_with(b"\r\n") {
+                    out.extend_from_slice(b"\r\n");
+                }
+                Some(out)
+            }
+        }
+    }
+
+    /// Applies what the header checks decided about the envelope.
+    fn amend_envelope(&mut self) {
+        let parse = |text: &str| {
+            let text = text.trim().trim_start_matches('<').trim_end_matches('>');
+            Address::parse_mailbox(text)
+                .ok()
+                .filter(|a| !a.is_null())
+                .map(|a| a.qualified(&self.config.myorigin))
+        };
+        if let Some(to) = self.verdict.redirect.as_deref().and_then(parse) {
+            self.envelope.recipients = vec![Recipient {
+                address: to,
+                notify: None,
+                orcpt: None,
+            }];
+        }
+        for bcc in self.verdict.bcc.clone() {
+            if let Some(address) = parse(&bcc) {
+                self.envelope.recipients.push(Recipient {
+                    address,
+                    notify: None,
+                    orcpt: None,
+                });
+            }
+        }
+        if let Some(filter) = &self.verdict.filter {
+            self.envelope.filter = Some(filter.clone());
+        }
     }
 
     async fn end_headers(&mut self, end: HeaderEnd) -> io::Result<()> {
@@ -99,29 +290,71 @@ impl CleanupMessage {
             HeaderEnd::NotHeader(at) => (at, true),
         };
         let a = &self.additions;
+        let received = a.received.clone();
+        let (strip_bcc, message_id, date, from) = (
+            a.strip_bcc,
+            a.message_id.clone(),
+            a.date.clone(),
+            a.from.clone(),
+        );
         let ctx = HeaderContext {
-            received: &a.received,
-            strip_bcc: a.strip_bcc,
-            message_id: &a.message_id,
-            date: &a.date,
-            from: &a.from,
+            received: &received,
+            strip_bcc,
+            message_id: &message_id,
+            date: &date,
+            from: &from,
         };
-        let (cleaned, info) = headers::process(&buffer[..at], &ctx);
+        let (cleaned, info) = headers::process(&buffer[..at], &ctx, &mut |h| self.filter_header(h));
         self.info = info;
-        self.draft.write(&cleaned).await?;
+        self.amend_envelope();
+        self.draft = Some(Draft::create(self.tmp_path.clone(), &self.envelope).await?);
+        self.draft()?.write(&cleaned).await?;
         if separator && at < buffer.len() {
-            self.draft.write(b"\r\n").await?;
+            self.draft()?.write(b"\r\n").await?;
         }
-        self.draft.write(&buffer[at..]).await
+        self.write_body(&buffer[at..]).await
     }
 
     /// Ends the content; the queue file is complete but not yet durable.
-    pub(super) async fn finish(mut self) -> io::Result<(Envelope, Finished, HeaderInfo)> {
+    pub(super) async fn finish(mut self) -> io::Result<(Envelope, Finished, HeaderInfo, Verdict)> {
         if let Some(buffer) = self.header.as_ref() {
             let end = buffer.len();
             self.end_headers(HeaderEnd::Blank(end)).await?;
         }
-        let finished = self.draft.finish().await?;
-        Ok((self.envelope, finished, self.info))
+        if !self.body_line.is_empty() {
+            self.inspect_body_line().await?;
+        }
+        let draft = self
+            .draft
+            .take()
+            .ok_or_else(|| io::Error::other("queue file not created"))?;
+        let finished = draft.finish().await?;
+        Ok((self.envelope, finished, self.info, self.verdict))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_in_headers_are_replaced_in_place() {
+        let out = rewrite_addresses(
+            " \"Joe, Q\" <joe@host.example.com>, ann@other.example (Ann)\r\n",
+            |a| {
+                let mut a = a.clone();
+                if a.domain.as_deref() == Some("host.example.com") {
+                    a.domain = Some("example.com".into());
+                }
+                a
+            },
+        );
+        assert_eq!(
+            out,
+            " \"Joe, Q\" <joe@example.com>, ann@other.example (Ann)\r\n"
+        );
+        assert_eq!(address_role(b"From"), Some(Role::HeaderSender));
+        assert_eq!(address_role(b"CC"), Some(Role::HeaderRecipient));
+        assert_eq!(address_role(b"Subject"), None);
     }
 }

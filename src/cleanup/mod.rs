@@ -24,6 +24,8 @@
 //!   supervisor; a commit that was in flight is lost before its `250`, so
 //!   the client retries.
 
+pub mod address;
+pub mod checks;
 pub mod headers;
 pub mod message;
 
@@ -35,8 +37,10 @@ use actix::{Actor, Context, Handler, Message, ResponseFuture};
 pub use message::CleanupMessage;
 
 use crate::config::Config;
-use crate::mail::{Envelope, QueueId};
-use crate::store::{Finished, Store, StoreError};
+use crate::mail::{Envelope, QueueId, Recipient};
+use crate::maps::MapError;
+use crate::rewrite::Rewrite;
+use crate::store::{Finished, QueueName, Store, StoreError};
 use crate::supervisor::handle::{RoleError, RoleHandle};
 use crate::supervisor::tree::ExitGuard;
 use crate::supervisor::{Fault, StopRole};
@@ -53,11 +57,22 @@ pub enum CleanupError {
     Role(#[from] RoleError),
     #[error("the cleanup instance handling the message stopped")]
     Lost,
+    /// A header or body check said REJECT: the text of the 550 reply.
+    #[error("{0}")]
+    Rejected(String),
+    /// Virtual alias expansion went past a limit: try again later.
+    #[error("{0}")]
+    Expansion(#[from] address::ExpansionError),
 }
 
 impl CleanupError {
     /// The reply a receiver gives for this failure.
-    pub fn reply_text(&self) -> (u16, &'static str) {
+    pub fn reply_text(&self) -> (u16, String) {
+        match self {
+            CleanupError::Rejected(text) => return (550, text.clone()),
+            CleanupError::Expansion(_) => return (451, "4.6.0 Alias expansion error".into()),
+            _ => {}
+        }
         let no_space = match self {
             CleanupError::Write(e) => {
                 matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
@@ -66,9 +81,9 @@ impl CleanupError {
             _ => false,
         };
         if no_space {
-            (452, "4.3.1 Insufficient system storage")
+            (452, "4.3.1 Insufficient system storage".into())
         } else {
-            (451, "4.3.0 Error: queue file write error")
+            (451, "4.3.0 Error: queue file write error".into())
         }
     }
 }
@@ -84,22 +99,36 @@ pub enum Source {
     Internal,
 }
 
-/// The slice of configuration cleanup reads.
+/// The slice of configuration cleanup reads, with its tables open.
 pub struct CleanupConfig {
     pub myhostname: String,
     pub myorigin: String,
     pub mail_name: String,
     pub header_size_limit: usize,
+    pub body_checks_size_limit: usize,
+    /// trivial-rewrite, shared with smtpd's recipient checks.
+    pub rewrite: Arc<Rewrite>,
+    pub addresses: address::AddressRewriter,
+    pub checks: checks::Checks,
 }
 
 impl CleanupConfig {
-    pub fn from_config(config: &Config) -> CleanupConfig {
-        CleanupConfig {
+    /// Opens the tables the configuration names.
+    pub fn from_config(config: &Config) -> Result<CleanupConfig, MapError> {
+        let rewrite = Arc::new(Rewrite::new(config)?);
+        Ok(CleanupConfig {
             myhostname: config.myhostname.clone(),
             myorigin: config.myorigin.clone(),
             mail_name: config.mail_name.clone(),
             header_size_limit: config.header_size_limit,
-        }
+            body_checks_size_limit: config.body_checks_size_limit,
+            addresses: address::AddressRewriter::new(config, rewrite.clone())?,
+            rewrite,
+            checks: checks::Checks {
+                header: crate::maps::open_list(&config.header_checks)?,
+                body: crate::maps::open_list(&config.body_checks)?,
+            },
+        })
     }
 }
 
@@ -127,6 +156,7 @@ struct Job {
     envelope: Envelope,
     finished: Finished,
     info: HeaderInfo,
+    queue: QueueName,
 }
 
 /// Commit a finished message. The job sits in a shared slot so that a
@@ -146,9 +176,10 @@ impl Handler<Commit> for Cleanup {
                 envelope,
                 finished,
                 info,
+                queue,
             } = job.ok_or(CleanupError::Lost)?;
             let id = envelope.queue_id.clone();
-            tokio::task::spawn_blocking(move || store.commit(finished, &envelope))
+            tokio::task::spawn_blocking(move || store.commit(finished, &envelope, queue))
                 .await
                 .map_err(|e| CleanupError::Write(std::io::Error::other(e.to_string())))??;
             tracing::info!("{id}: message-id={}", info.message_id);
@@ -204,17 +235,36 @@ impl CleanupHandle {
         mut envelope: Envelope,
         source: Source,
     ) -> Result<CleanupMessage, CleanupError> {
-        let c = self
-            .config
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_else(|e| e.into_inner().clone());
-        envelope.sender = envelope.sender.qualified(&c.myorigin);
+        let c = self.config();
+        envelope.sender = c.addresses.address(
+            &envelope.sender.qualified(&c.myorigin),
+            address::Role::EnvelopeSender,
+        );
         let mut seen = HashSet::new();
-        envelope.recipients.retain_mut(|r| {
-            r.address = r.address.qualified(&c.myorigin);
-            seen.insert(r.address.to_string().to_ascii_lowercase())
-        });
+        let mut recipients = Vec::with_capacity(envelope.recipients.len());
+        for r in std::mem::take(&mut envelope.recipients) {
+            let original = r.address.qualified(&c.myorigin);
+            let canonical = c
+                .addresses
+                .address(&original, address::Role::EnvelopeRecipient);
+            for address in c.addresses.virtual_alias(&canonical)? {
+                if !seen.insert(address.to_string().to_ascii_lowercase()) {
+                    continue;
+                }
+                // The address the sender gave stays on record for the
+                // logs' orig_to and the DSN's Original-Recipient.
+                let orcpt = r
+                    .orcpt
+                    .clone()
+                    .or_else(|| (address != original).then(|| format!("rfc822;{original}")));
+                recipients.push(Recipient {
+                    address,
+                    notify: r.notify,
+                    orcpt,
+                });
+            }
+        }
+        envelope.recipients = recipients;
         let now = chrono::Local::now();
         let id = envelope.queue_id.clone();
         let client = &envelope.client;
@@ -257,15 +307,33 @@ impl CleanupHandle {
             date,
             from,
         };
-        let draft = crate::store::Draft::create(self.store.tmp_path(&id), &envelope)
-            .await
-            .map_err(CleanupError::Write)?;
-        Ok(CleanupMessage::new(
-            envelope,
-            draft,
-            c.header_size_limit,
-            additions,
-        ))
+        let log = checks::LogContext {
+            queue_id: id.to_string(),
+            client: crate::mail::maillog::client(&client.name, &client.addr),
+            from: envelope.sender.to_string(),
+            to: envelope
+                .recipients
+                .first()
+                .map(|r| r.address.to_string())
+                .unwrap_or_default(),
+            proto: client.protocol.clone(),
+            helo: client.helo.clone().unwrap_or_default(),
+        };
+        let tmp_path = self.store.tmp_path(&id);
+        Ok(CleanupMessage::new(envelope, c, tmp_path, additions, log))
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<CleanupConfig> {
+        self.config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// trivial-rewrite as configured now (smtpd's recipient checks).
+    pub fn rewrite(&self) -> Arc<Rewrite> {
+        self.config().rewrite.clone()
     }
 
     /// Puts a new configuration in force for messages opened from now on.
@@ -277,14 +345,30 @@ impl CleanupHandle {
 
     /// Ends the message and makes it durable; returns its queue ID.
     pub async fn commit(&self, message: CleanupMessage) -> Result<QueueId, CleanupError> {
-        let (envelope, finished, info) = message.finish().await.map_err(CleanupError::Write)?;
+        let (envelope, finished, info, verdict) =
+            message.finish().await.map_err(CleanupError::Write)?;
+        if let Some(text) = verdict.reject {
+            return Err(CleanupError::Rejected(text));
+        }
+        if verdict.discard {
+            // Accepted and dropped: the unfinished file removes itself.
+            return Ok(envelope.queue_id);
+        }
+        let queue = if verdict.hold {
+            QueueName::Hold
+        } else {
+            QueueName::Incoming
+        };
         let slot = Arc::new(Mutex::new(Some(Job {
             envelope,
             finished,
             info,
+            queue,
         })));
         let id = self.role.send(|| Commit(slot.clone())).await??;
-        self.arrivals.announce(id.clone());
+        if queue == QueueName::Incoming {
+            self.arrivals.announce(id.clone());
+        }
         Ok(id)
     }
 }

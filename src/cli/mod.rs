@@ -6,6 +6,7 @@ pub mod healthz;
 pub mod postcat;
 pub mod postconf;
 pub mod postlog;
+pub mod postmap;
 pub mod postqueue;
 pub mod postsuper;
 pub mod qshape;
@@ -25,11 +26,16 @@ use crate::config::{Config, Settings};
 /// The names the binary answers to through a link.
 const LINK_NAMES: &[&str] = &[
     "mailq",
-    "postqueue",
+    "newaliases",
+    "postalias",
     "postcat",
     "postconf",
+    "postlog",
+    "postmap",
+    "postqueue",
     "postsuper",
     "qshape",
+    "sendmail",
 ];
 
 const USAGE: &str = "usage: postern COMMAND [ARGS]
@@ -45,6 +51,8 @@ commands:
   mailq       list the queue (= postqueue -p)
   postqueue   -p list the queue, -j as JSON lines, -f flush, -i ID, -s SITE
   sendmail    submit a message from stdin (-t, -i, -f, -N, -R, -V, -bp, -q), daemon up or down
+  postmap     build a hash: table from FILE (-q KEY: query any table)
+  postalias   build an alias table (/etc/aliases syntax); newaliases: every alias_database
   postlog     write a line to the mail log (-p priority, -t tag, text or stdin)
   qshape      the queue's domain and age distribution (-s, -p, -b, -t, queues)
   postsuper   -d delete, -h hold, -H release, -r requeue (ID, ALL or -)
@@ -90,6 +98,12 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
         "qshape" => qshape::run(rest),
         "sendmail" => sendmail::run(rest),
         "postlog" => postlog::run(rest),
+        "postmap" => postmap::postmap(rest),
+        "postalias" => postmap::postalias(rest),
+        "newaliases" => parse::<ConfigDirOnly>(rest).map_or_else(
+            |code| Ok(code),
+            |a| postmap::newaliases(a.config_dir.as_deref()),
+        ),
         "help" | "--help" => {
             println!("{USAGE}");
             Ok(0)

@@ -38,6 +38,7 @@ struct Options {
     body: Option<String>,
     mode: Option<String>,
     flush: bool,
+    full_name: Option<String>,
     recipients: Vec<String>,
 }
 
@@ -73,7 +74,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "t" if inline.is_empty() => o.extract = true,
             "i" if inline.is_empty() => o.ignore_dots = true,
             "f" | "r" => o.sender = Some(value(flag)?),
-            "F" => drop(value("F")?),
+            "F" => o.full_name = Some(value("F")?),
             "N" => o.notify = Some(value("N")?),
             "R" => o.ret = Some(value("R")?),
             "V" => o.envid = Some(value("V")?),
@@ -119,6 +120,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     match o.mode.as_deref() {
         None | Some("m") => {}
         Some("p") => return super::postqueue::mailq(config_arg(&o)),
+        Some("i") => return super::postmap::newaliases(o.config_dir.as_deref()),
         Some(other) => {
             eprintln!("sendmail: -b{other} is not available yet");
             return Ok(EX_UNAVAILABLE);
@@ -143,7 +145,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         );
         return Ok(EX_DATAERR);
     }
-    let content = normalize(&content, o.ignore_dots);
+    let mut content = normalize(&content, o.ignore_dots);
     let mut recipients: Vec<String> = o.recipients.clone();
     if o.extract {
         recipients.extend(extract(&content).iter().map(|a| a.to_string()));
@@ -180,6 +182,17 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
             domain: None,
         },
     };
+    if let Some(name) = o
+        .full_name
+        .as_deref()
+        .filter(|n| !n.chars().any(char::is_control))
+        && !has_header(&content, "from")
+    {
+        let escaped = name.replace(['\\', '"'], "");
+        let mut with_from = format!("From: \"{escaped}\" <{sender}>\r\n").into_bytes();
+        with_from.extend_from_slice(&content);
+        content = with_from;
+    }
     let envelope = Envelope {
         queue_id: QueueId::generate(),
         arrival_time: chrono::Utc::now().timestamp(),
@@ -205,6 +218,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
             protocol: "local".into(),
             uid: Some(unsafe { libc::getuid() }),
         },
+        filter: None,
     };
     if let Err(e) = maildrop::write(&config.queue_directory, &envelope, &content) {
         eprintln!(
@@ -341,4 +355,20 @@ mod tests {
             vec!["a@x.example", "b@x.example", "c@x.example", "d@x.example"]
         );
     }
+}
+
+/// Whether the header section has a header named `name` (lower case).
+fn has_header(content: &[u8], name: &str) -> bool {
+    for line in content.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return false;
+        }
+        if let Some(field) = crate::cleanup::headers::field_name(line)
+            && field.eq_ignore_ascii_case(name.as_bytes())
+        {
+            return true;
+        }
+    }
+    false
 }

@@ -7,6 +7,7 @@
 //! unknown parameter is an error naming the closest known one.
 
 pub mod params;
+pub mod services;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,8 @@ pub struct Settings {
     defaults: BTreeMap<&'static str, String>,
     /// Values set in the file or the environment.
     explicit: BTreeMap<String, String>,
+    /// `[services.NAME]` tables: attribute values by service name.
+    pub services: services::RawServices,
 }
 
 impl Settings {
@@ -75,7 +78,15 @@ impl Settings {
         let file_name = file.display().to_string();
         let mut env_layer = BTreeMap::new();
         let mut sources = BTreeMap::new();
+        let mut env_services = Vec::new();
         for (key, value) in env {
+            if let Some(path) = key
+                .strip_prefix(ENV_PREFIX)
+                .and_then(|k| k.strip_prefix("SERVICES__"))
+            {
+                env_services.push((key.clone(), path.to_string(), value.clone()));
+                continue;
+            }
             if let Some(name) = key.strip_prefix(ENV_PREFIX) {
                 // Environment names are upper case; a few parameters are not
                 // all lower case (smtp_tls_CAfile): match without case.
@@ -93,9 +104,18 @@ impl Settings {
         let figment = Figment::new()
             .merge(Toml::file(&file))
             .merge(Serialized::globals(env_layer));
-        let merged: BTreeMap<String, Value> = figment
+        let mut merged: BTreeMap<String, Value> = figment
             .extract()
             .map_err(|e| ConfigError::Syntax(format!("{file_name}: {e}")))?;
+        let mut services = match merged.remove("services") {
+            Some(value) => services::from_toml(&value)
+                .map_err(|e| ConfigError::Syntax(format!("{file_name}: {e}")))?,
+            None => services::RawServices::new(),
+        };
+        for (key, path, value) in env_services {
+            services::from_env(&mut services, &path, &value)
+                .map_err(|e| ConfigError::Syntax(format!("environment variable {key}: {e}")))?;
+        }
         let mut explicit = BTreeMap::new();
         for (name, value) in merged {
             if params::find(&name).is_none() {
@@ -119,6 +139,7 @@ impl Settings {
             config_dir: config_dir.to_path_buf(),
             defaults,
             explicit,
+            services,
         })
     }
 
@@ -215,6 +236,12 @@ fn domain_of(host: &str) -> String {
         Some((_, domain)) if !domain.is_empty() => domain.to_string(),
         _ => "localdomain".to_string(),
     }
+}
+
+/// The first label of the kernel's host name (for maildir file names).
+pub fn hostname_label() -> String {
+    let host = system_hostname();
+    host.split('.').next().unwrap_or("localhost").to_string()
 }
 
 /// The kernel's host name, qualified with `.localdomain` when it has no dot.
@@ -349,6 +376,51 @@ pub struct Config {
     pub smtp_data_xfer_timeout: Duration,
     pub smtp_data_done_timeout: Duration,
     pub smtp_quit_timeout: Duration,
+    /// Local mail: aliases, .forward, mailboxes, commands.
+    pub alias_database: Vec<String>,
+    pub alias_maps: Vec<String>,
+    pub allow_mail_to_commands: Vec<String>,
+    pub allow_mail_to_files: Vec<String>,
+    pub command_time_limit: Duration,
+    pub default_privs: String,
+    pub forward_path: Vec<String>,
+    pub home_mailbox: String,
+    pub local_destination_concurrency_limit: usize,
+    pub local_destination_recipient_limit: usize,
+    pub local_recipient_maps: Vec<String>,
+    pub luser_relay: String,
+    pub mail_spool_directory: String,
+    pub mailbox_command: String,
+    pub mailbox_delivery_lock: Vec<String>,
+    pub mailbox_size_limit: u64,
+    pub recipient_delimiter: String,
+    /// Address rewriting and content inspection in cleanup.
+    pub canonical_maps: Vec<String>,
+    pub sender_canonical_maps: Vec<String>,
+    pub recipient_canonical_maps: Vec<String>,
+    pub masquerade_classes: Vec<String>,
+    pub masquerade_domains: Vec<String>,
+    pub masquerade_exceptions: Vec<String>,
+    pub propagate_unmatched_extensions: Vec<String>,
+    pub virtual_alias_maps: Vec<String>,
+    pub virtual_alias_domains: Vec<String>,
+    pub virtual_alias_expansion_limit: usize,
+    pub virtual_alias_recursion_limit: usize,
+    pub header_checks: Vec<String>,
+    pub body_checks: Vec<String>,
+    pub body_checks_size_limit: usize,
+    pub relocated_maps: Vec<String>,
+    /// Virtual mailboxes.
+    pub virtual_mailbox_domains: Vec<String>,
+    pub virtual_mailbox_maps: Vec<String>,
+    pub virtual_mailbox_base: String,
+    pub virtual_uid_maps: Vec<String>,
+    pub virtual_gid_maps: Vec<String>,
+    pub virtual_minimum_uid: u32,
+    pub virtual_mailbox_limit: u64,
+    pub virtual_transport: String,
+    /// Transports declared as `[services.NAME]`.
+    pub services: std::collections::BTreeMap<String, services::Service>,
 }
 
 impl Config {
@@ -379,6 +451,7 @@ impl Config {
             )
         };
         let text = |v: &str| Ok::<_, String>(v.trim().to_string());
+        let list = |v: &str| Ok::<_, String>(values::list(v));
         let addrs = |v: &str| {
             values::list(v)
                 .iter()
@@ -495,6 +568,55 @@ impl Config {
             smtp_data_xfer_timeout: get(s, "smtp_data_xfer_timeout", values::duration)?,
             smtp_data_done_timeout: get(s, "smtp_data_done_timeout", values::duration)?,
             smtp_quit_timeout: get(s, "smtp_quit_timeout", values::duration)?,
+            alias_database: get(s, "alias_database", list)?,
+            alias_maps: get(s, "alias_maps", list)?,
+            allow_mail_to_commands: get(s, "allow_mail_to_commands", lower_list)?,
+            allow_mail_to_files: get(s, "allow_mail_to_files", lower_list)?,
+            command_time_limit: get(s, "command_time_limit", values::duration)?,
+            default_privs: get(s, "default_privs", text)?,
+            forward_path: get(s, "forward_path", list)?,
+            home_mailbox: get(s, "home_mailbox", text)?,
+            local_destination_concurrency_limit: get(
+                s,
+                "local_destination_concurrency_limit",
+                values::number,
+            )?,
+            local_destination_recipient_limit: get(
+                s,
+                "local_destination_recipient_limit",
+                values::number,
+            )?,
+            local_recipient_maps: get(s, "local_recipient_maps", list)?,
+            luser_relay: get(s, "luser_relay", text)?,
+            mail_spool_directory: get(s, "mail_spool_directory", text)?,
+            mailbox_command: get(s, "mailbox_command", text)?,
+            mailbox_delivery_lock: get(s, "mailbox_delivery_lock", lower_list)?,
+            mailbox_size_limit: get(s, "mailbox_size_limit", values::number)?,
+            recipient_delimiter: get(s, "recipient_delimiter", text)?,
+            canonical_maps: get(s, "canonical_maps", list)?,
+            sender_canonical_maps: get(s, "sender_canonical_maps", list)?,
+            recipient_canonical_maps: get(s, "recipient_canonical_maps", list)?,
+            masquerade_classes: get(s, "masquerade_classes", lower_list)?,
+            masquerade_domains: get(s, "masquerade_domains", lower_list)?,
+            masquerade_exceptions: get(s, "masquerade_exceptions", lower_list)?,
+            propagate_unmatched_extensions: get(s, "propagate_unmatched_extensions", lower_list)?,
+            virtual_alias_maps: get(s, "virtual_alias_maps", list)?,
+            virtual_alias_domains: get(s, "virtual_alias_domains", list)?,
+            virtual_alias_expansion_limit: get(s, "virtual_alias_expansion_limit", values::number)?,
+            virtual_alias_recursion_limit: get(s, "virtual_alias_recursion_limit", values::number)?,
+            header_checks: get(s, "header_checks", list)?,
+            body_checks: get(s, "body_checks", list)?,
+            body_checks_size_limit: get(s, "body_checks_size_limit", values::number)?,
+            relocated_maps: get(s, "relocated_maps", list)?,
+            virtual_mailbox_domains: get(s, "virtual_mailbox_domains", list)?,
+            virtual_mailbox_maps: get(s, "virtual_mailbox_maps", list)?,
+            virtual_mailbox_base: get(s, "virtual_mailbox_base", text)?,
+            virtual_uid_maps: get(s, "virtual_uid_maps", list)?,
+            virtual_gid_maps: get(s, "virtual_gid_maps", list)?,
+            virtual_minimum_uid: get(s, "virtual_minimum_uid", values::number)?,
+            virtual_mailbox_limit: get(s, "virtual_mailbox_limit", values::number)?,
+            virtual_transport: get(s, "virtual_transport", text)?,
+            services: services::parse(&s.services)?,
         };
         config.check()?;
         Ok(config)

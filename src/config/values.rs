@@ -30,6 +30,26 @@ pub fn list(value: &str) -> Vec<String> {
     items
 }
 
+/// Splits a command line on white space; `{ a b }` is one word `a b`
+/// (Postfix's master.cf grouping).
+pub fn list_words(value: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut rest = value.trim_start();
+    while !rest.is_empty() {
+        if let Some(group) = rest.strip_prefix('{')
+            && let Some(end) = group.find('}')
+        {
+            words.push(group[..end].trim().to_string());
+            rest = group[end + 1..].trim_start();
+            continue;
+        }
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        words.push(rest[..end].to_string());
+        rest = rest[end..].trim_start();
+    }
+    words
+}
+
 /// `10`, `10s`, `5m`, `2h`, `5d`, `1w`; a bare number is seconds.
 pub fn duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();

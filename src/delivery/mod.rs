@@ -1,17 +1,25 @@
-//! Delivery agents: Postfix's smtp, lmtp, discard and error (local,
-//! virtual and pipe come later). qmgr hands an agent a [`Request`] — one
+//! Delivery agents: Postfix's smtp, lmtp, local, virtual, pipe, discard
+//! and error, and transports declared as `[services.NAME]` that use them.
+//! qmgr hands an agent a [`Request`] — one
 //! message, one route, some of its recipients — and gets back a
 //! [`Report`] with an outcome per recipient. A refused recipient is an
 //! outcome, not an error; the scope of a failure (a server, a session, the
 //! whole destination) decides whether the next server is tried.
 
+pub mod command;
 pub mod discard;
 pub mod lmtp;
+pub mod local;
+pub mod pipe;
 pub mod smtp;
+pub mod virtual_mailbox;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::config::services::{Kind, Service};
 
 use crate::mail::{Envelope, QueueId};
 use crate::rewrite::Route;
@@ -72,6 +80,58 @@ pub struct Outcome {
     pub remote_mta: Option<String>,
     /// The next hop took the DSN request (NOTIFY) over: success is its to report.
     pub dsn_passed: bool,
+    /// What local delivery did with the recipient's aliases and .forward,
+    /// one log line each; the outcome above is their sum.
+    pub expansions: Vec<Expansion>,
+}
+
+/// One delivery a recipient expanded into (an alias member, a file, a command).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expansion {
+    /// The address delivered to (logged as `to=`, the recipient as `orig_to=`).
+    pub to: String,
+    pub status: Status,
+    pub dsn: String,
+    pub text: String,
+}
+
+impl Outcome {
+    pub fn new(index: usize, status: Status, dsn: &str, text: &str, relay: &str) -> Outcome {
+        Outcome {
+            index,
+            status,
+            dsn: dsn.to_string(),
+            text: text.to_string(),
+            relay: relay.to_string(),
+            remote_mta: None,
+            dsn_passed: false,
+            expansions: Vec::new(),
+        }
+    }
+
+    /// The sum of a recipient's expansions: deferred when any part was
+    /// (the recipient is tried again), else bounced when any part was,
+    /// else sent. No expansions at all is an error of the configuration.
+    pub fn from_expansions(index: usize, expansions: Vec<Expansion>, relay: &str) -> Outcome {
+        let rank = |s: Status| match s {
+            Status::Deferred => 2,
+            Status::Bounced => 1,
+            Status::Sent => 0,
+        };
+        let Some(decisive) = expansions.iter().max_by_key(|e| rank(e.status)).cloned() else {
+            return Outcome::new(
+                index,
+                Status::Deferred,
+                "4.3.0",
+                "nothing to deliver to",
+                relay,
+            );
+        };
+        let mut outcome =
+            Outcome::new(index, decisive.status, &decisive.dsn, &decisive.text, relay);
+        outcome.expansions = expansions;
+        outcome
+    }
 }
 
 /// The result of one request.
@@ -96,15 +156,7 @@ impl Report {
         let outcomes = request
             .recipients
             .iter()
-            .map(|&index| Outcome {
-                index,
-                status,
-                dsn: dsn.to_string(),
-                text: text.to_string(),
-                relay: relay.to_string(),
-                remote_mta: None,
-                dsn_passed: false,
-            })
+            .map(|&index| Outcome::new(index, status, dsn, text, relay))
             .collect();
         Report {
             outcomes,
@@ -134,6 +186,11 @@ pub fn enhanced_code(code: u16, text: &str) -> String {
 pub struct Agents {
     pub smtp: smtp::SmtpAgent,
     pub lmtp: lmtp::LmtpAgent,
+    pub local: local::LocalAgent,
+    pub virtual_mailbox: virtual_mailbox::VirtualAgent,
+    pub pipe: pipe::PipeAgent,
+    /// Transports declared as `[services.NAME]`.
+    pub services: BTreeMap<String, Service>,
 }
 
 /// Which program logs an outcome.
@@ -141,26 +198,86 @@ pub struct Agents {
 pub enum Program {
     Smtp,
     Lmtp,
+    Local,
+    Virtual,
+    Pipe,
     Discard,
     Error,
     Qmgr,
 }
 
+impl Program {
+    /// The program name in log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Smtp => "smtp",
+            Program::Lmtp => "lmtp",
+            Program::Local => "local",
+            Program::Virtual => "virtual",
+            Program::Pipe => "pipe",
+            Program::Discard => "discard",
+            Program::Error => "error",
+            Program::Qmgr => "qmgr",
+        }
+    }
+}
+
 impl Agents {
+    /// The kind of agent behind a transport name.
+    pub fn kind(&self, transport: &str) -> Option<Kind> {
+        self.services
+            .get(transport)
+            .map(|s| s.kind)
+            .or_else(|| Kind::builtin(transport))
+    }
+
     /// Runs the request on the transport its route names.
     pub async fn deliver(&self, request: &Request) -> (Program, Report) {
-        match request.route.transport.as_str() {
-            "smtp" | "relay" => (Program::Smtp, self.smtp.deliver(request).await),
-            "lmtp" => (Program::Lmtp, self.lmtp.deliver(request).await),
-            "discard" => (Program::Discard, discard::discard(request)),
-            "error" => (Program::Error, discard::error(request)),
-            other => {
-                let text = format!("mail transport unavailable: {other}");
-                (
+        let transport = request.route.transport.as_str();
+        let Some(kind) = self.kind(transport) else {
+            let text = format!("mail transport unavailable: {transport}");
+            return (
+                Program::Qmgr,
+                Report::all(request, Status::Deferred, "4.3.0", &text, "none"),
+            );
+        };
+        if let Some(service) = self.services.get(transport)
+            && let Some(limit) = service.size
+            && request.size > limit
+            && kind != Kind::Pipe
+        {
+            let text = format!("message too large for the {transport} service");
+            return (
+                Program::Qmgr,
+                Report::all(request, Status::Bounced, "5.2.3", &text, "none"),
+            );
+        }
+        match kind {
+            Kind::Smtp => (Program::Smtp, self.smtp.deliver(request).await),
+            Kind::Lmtp => (Program::Lmtp, self.lmtp.deliver(request).await),
+            Kind::Local => (Program::Local, self.local.deliver(request).await),
+            Kind::Virtual => (
+                Program::Virtual,
+                self.virtual_mailbox.deliver(request).await,
+            ),
+            Kind::Pipe => match self.services.get(transport) {
+                Some(service) => (
+                    Program::Pipe,
+                    self.pipe.deliver(request, transport, service).await,
+                ),
+                None => (
                     Program::Qmgr,
-                    Report::all(request, Status::Deferred, "4.3.0", &text, "none"),
-                )
-            }
+                    Report::all(
+                        request,
+                        Status::Deferred,
+                        "4.3.5",
+                        "pipe transports are declared as [services.NAME]",
+                        "none",
+                    ),
+                ),
+            },
+            Kind::Discard => (Program::Discard, discard::discard(request)),
+            Kind::Error => (Program::Error, discard::error(request)),
         }
     }
 }

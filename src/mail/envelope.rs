@@ -76,6 +76,10 @@ pub struct Envelope {
     #[serde(default)]
     pub smtputf8: bool,
     pub client: ClientInfo,
+    /// `transport:nexthop` every recipient goes to, set by a header
+    /// check's FILTER action (Postfix's content filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 impl Ret {

@@ -67,6 +67,9 @@ impl Line<'_> {
         match program {
             Program::Smtp => tracing::info!(target: "smtp", "{line}"),
             Program::Lmtp => tracing::info!(target: "lmtp", "{line}"),
+            Program::Local => tracing::info!(target: "local", "{line}"),
+            Program::Virtual => tracing::info!(target: "virtual", "{line}"),
+            Program::Pipe => tracing::info!(target: "pipe", "{line}"),
             Program::Discard => tracing::info!(target: "discard", "{line}"),
             Program::Error => tracing::info!(target: "error", "{line}"),
             Program::Qmgr => tracing::info!(target: "qmgr", "{line}"),

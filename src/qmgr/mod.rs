@@ -60,10 +60,46 @@ pub struct QmgrConfig {
     /// Warn the sender once mail is this old and still queued; zero: never.
     pub delay_warning: Duration,
     pub limits: Limits,
+    /// Per-transport concurrency (local's, and `[services.NAME]` overrides).
+    pub transport_limits: HashMap<String, Limits>,
+    /// Per-transport recipients per delivery.
+    pub transport_recipient_limits: HashMap<String, usize>,
 }
 
 impl QmgrConfig {
     pub fn from_config(c: &Config) -> QmgrConfig {
+        let limits = Limits {
+            initial: c.initial_destination_concurrency,
+            limit: c.default_destination_concurrency_limit,
+            failed_cohort_limit: c.default_destination_concurrency_failed_cohort_limit,
+            dead_time: c.minimal_backoff_time.min(c.queue_run_delay),
+        };
+        let mut transport_limits = HashMap::new();
+        let mut transport_recipient_limits = HashMap::new();
+        transport_limits.insert(
+            "local".to_string(),
+            Limits {
+                limit: c.local_destination_concurrency_limit.max(1),
+                ..limits
+            },
+        );
+        transport_recipient_limits.insert("local".to_string(), c.local_destination_recipient_limit);
+        for (name, service) in &c.services {
+            let base = transport_limits.get(name).copied().unwrap_or(limits);
+            transport_limits.insert(
+                name.clone(),
+                Limits {
+                    limit: service.destination_concurrency_limit.unwrap_or(base.limit),
+                    initial: service
+                        .initial_destination_concurrency
+                        .unwrap_or(base.initial),
+                    ..base
+                },
+            );
+            if let Some(n) = service.destination_recipient_limit {
+                transport_recipient_limits.insert(name.clone(), n);
+            }
+        }
         QmgrConfig {
             active_limit: c.qmgr_message_active_limit,
             recipient_limit: c.default_destination_recipient_limit,
@@ -73,13 +109,19 @@ impl QmgrConfig {
             maximal_queue_lifetime: c.maximal_queue_lifetime,
             bounce_queue_lifetime: c.bounce_queue_lifetime,
             delay_warning: c.delay_warning_time,
-            limits: Limits {
-                initial: c.initial_destination_concurrency,
-                limit: c.default_destination_concurrency_limit,
-                failed_cohort_limit: c.default_destination_concurrency_failed_cohort_limit,
-                dead_time: c.minimal_backoff_time.min(c.queue_run_delay),
-            },
+            limits,
+            transport_limits,
+            transport_recipient_limits,
         }
+    }
+
+    /// Recipients per delivery request on a transport.
+    pub fn recipient_limit_for(&self, transport: &str) -> usize {
+        self.transport_recipient_limits
+            .get(transport)
+            .copied()
+            .unwrap_or(self.recipient_limit)
+            .max(1)
     }
 
     /// The wait before attempt number `attempts + 1`.
@@ -161,7 +203,7 @@ pub struct Qmgr {
 
 impl Qmgr {
     pub fn new(deps: Arc<QmgrDeps>, guard: ExitGuard) -> Qmgr {
-        let scheduler = Scheduler::new(deps.config.limits);
+        let scheduler = Scheduler::new(deps.config.limits, deps.config.transport_limits.clone());
         Qmgr {
             deps,
             guard,
@@ -347,7 +389,7 @@ impl Qmgr {
         let now = Instant::now();
         while let Some(job) = self.scheduler.next(now) {
             let Some(message) = self.active.get(&job.queue_id) else {
-                self.scheduler.done(&job.route, true, "", now);
+                self.scheduler.done(&job.key, true, "", now);
                 continue;
             };
             let request = self.request(&job, message);
@@ -420,6 +462,33 @@ impl Qmgr {
             .and_then(|r| r.orcpt.as_deref())
             .and_then(|o| o.split_once(';'))
             .map(|(_, a)| a);
+        if !outcome.expansions.is_empty() {
+            let delays = [
+                since(arrival, message.active_at),
+                started
+                    .duration_since(message.active_at)
+                    .unwrap_or_default(),
+                report.setup,
+                report.transmission,
+            ];
+            for e in &outcome.expansions {
+                let original = orig.unwrap_or(&rcpt.address);
+                log::Line {
+                    queue_id: id.as_str(),
+                    to: &e.to,
+                    orig_to: Some(original).filter(|o| !o.eq_ignore_ascii_case(&e.to)),
+                    relay: &outcome.relay,
+                    conn_use: 0,
+                    delay: since(arrival, now),
+                    delays,
+                    dsn: &e.dsn,
+                    status: e.status.word(),
+                    text: &e.text,
+                }
+                .log(program);
+            }
+            return;
+        }
         let line = log::Line {
             queue_id: id.as_str(),
             to: &rcpt.address,
@@ -794,10 +863,20 @@ impl Handler<Loaded> for Qmgr {
             let Some(recipient) = envelope.recipients.get(i) else {
                 continue;
             };
-            let route = self
-                .deps
-                .rewrite
-                .resolve(&self.deps.rewrite.canonical(&recipient.address));
+            let route = match &envelope.filter {
+                // A header check's FILTER: every recipient goes there.
+                Some(filter) => {
+                    let (t, n) = filter.split_once(':').unwrap_or((filter, ""));
+                    crate::rewrite::Route {
+                        transport: t.trim().to_string(),
+                        nexthop: n.trim().to_string(),
+                    }
+                }
+                None => self
+                    .deps
+                    .rewrite
+                    .resolve(&self.deps.rewrite.canonical(&recipient.address)),
+            };
             match routes.iter_mut().find(|(r, _)| *r == route) {
                 Some((_, list)) => list.push(i),
                 None => routes.push((route, vec![i])),
@@ -805,11 +884,30 @@ impl Handler<Loaded> for Qmgr {
         }
         let mut jobs = Vec::new();
         for (route, list) in routes {
-            for chunk in list.chunks(self.deps.config.recipient_limit.max(1)) {
+            let limit = self.deps.config.recipient_limit_for(&route.transport);
+            for chunk in list.chunks(limit) {
+                // One recipient per delivery: the concurrency limit is per
+                // recipient (Postfix's per-user local concurrency).
+                let key = match chunk {
+                    [only] if limit == 1 => crate::rewrite::Route {
+                        transport: route.transport.clone(),
+                        nexthop: format!(
+                            "{}\n{}",
+                            route.nexthop,
+                            envelope
+                                .recipients
+                                .get(*only)
+                                .map(|r| r.address.to_string().to_ascii_lowercase())
+                                .unwrap_or_default()
+                        ),
+                    },
+                    _ => route.clone(),
+                };
                 jobs.push(Job {
                     queue_id: id.clone(),
                     route: route.clone(),
                     recipients: chunk.to_vec(),
+                    key,
                 });
             }
         }
@@ -854,7 +952,7 @@ impl Handler<Delivered> for Qmgr {
             .map(|o| o.text.clone())
             .unwrap_or_default();
         let suspended = self.scheduler.done(
-            &job.route,
+            &job.key,
             !report.destination_failed,
             &reason,
             Instant::now(),
@@ -900,7 +998,8 @@ pub struct Reconfigure(pub Arc<QmgrDeps>);
 impl Handler<Reconfigure> for Qmgr {
     type Result = ();
     fn handle(&mut self, msg: Reconfigure, ctx: &mut Context<Self>) {
-        self.scheduler.set_limits(msg.0.config.limits);
+        self.scheduler
+            .set_limits(msg.0.config.limits, msg.0.config.transport_limits.clone());
         self.deps = msg.0;
         self.activate(ctx);
     }
@@ -941,6 +1040,8 @@ mod tests {
                 failed_cohort_limit: 1,
                 dead_time: Duration::from_secs(1),
             },
+            transport_limits: HashMap::new(),
+            transport_recipient_limits: HashMap::new(),
         };
         let waits: Vec<u64> = (1..=6).map(|a| config.backoff(a).as_secs()).collect();
         assert_eq!(waits, vec![300, 600, 1200, 2400, 4000, 4000]);

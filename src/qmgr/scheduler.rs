@@ -19,6 +19,10 @@ pub struct Job {
     pub queue_id: QueueId,
     pub route: Route,
     pub recipients: Vec<usize>,
+    /// The destination the concurrency window counts: the route, or, for
+    /// transports that take one recipient per delivery (local), the
+    /// route and the recipient, as in Postfix.
+    pub key: Route,
 }
 
 #[derive(Debug)]
@@ -42,33 +46,49 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Scheduler {
     limits: Limits,
+    /// Per-transport limits that differ from the defaults.
+    overrides: HashMap<String, Limits>,
     destinations: HashMap<Route, Destination>,
     ring: VecDeque<Route>,
 }
 
 impl Scheduler {
-    pub fn new(limits: Limits) -> Scheduler {
+    pub fn new(limits: Limits, overrides: HashMap<String, Limits>) -> Scheduler {
         Scheduler {
             limits,
+            overrides,
             destinations: HashMap::new(),
             ring: VecDeque::new(),
         }
     }
 
+    fn limits_for(&self, transport: &str) -> Limits {
+        self.overrides
+            .get(transport)
+            .copied()
+            .unwrap_or(self.limits)
+    }
+
     /// New limits (reload); destinations keep their windows within the new limit.
-    pub fn set_limits(&mut self, limits: Limits) {
+    pub fn set_limits(&mut self, limits: Limits, overrides: HashMap<String, Limits>) {
         self.limits = limits;
-        for dest in self.destinations.values_mut() {
-            dest.window = dest.window.min(limits.limit).max(1);
+        self.overrides = overrides;
+        let all: Vec<Route> = self.destinations.keys().cloned().collect();
+        for route in all {
+            let limit = self.limits_for(&route.transport).limit;
+            if let Some(dest) = self.destinations.get_mut(&route) {
+                dest.window = dest.window.min(limit).max(1);
+            }
         }
     }
 
     /// Queues a job; a job for a dead destination comes back with the reason.
     pub fn push(&mut self, job: Job, now: Instant) -> Result<(), (Job, String)> {
-        let initial = self.limits.initial.min(self.limits.limit);
+        let limits = self.limits_for(&job.key.transport);
+        let initial = limits.initial.min(limits.limit);
         let dest = self
             .destinations
-            .entry(job.route.clone())
+            .entry(job.key.clone())
             .or_insert_with(|| Destination {
                 jobs: VecDeque::new(),
                 active: 0,
@@ -86,8 +106,8 @@ impl Scheduler {
             }
             None => {}
         }
-        if dest.jobs.is_empty() && !self.ring.contains(&job.route) {
-            self.ring.push_back(job.route.clone());
+        if dest.jobs.is_empty() && !self.ring.contains(&job.key) {
+            self.ring.push_back(job.key.clone());
         }
         dest.jobs.push_back(job);
         Ok(())
@@ -121,7 +141,7 @@ impl Scheduler {
     /// took part (the session worked, whatever the recipients' fate).
     /// Returns the waiting jobs to defer when the destination just died.
     pub fn done(&mut self, route: &Route, reached: bool, reason: &str, now: Instant) -> Vec<Job> {
-        let limits = self.limits;
+        let limits = self.limits_for(&route.transport);
         let Some(dest) = self.destinations.get_mut(route) else {
             return Vec::new();
         };
@@ -168,6 +188,13 @@ mod tests {
             queue_id: QueueId::generate(),
             route: route(n),
             recipients: vec![i],
+            key: route(n),
+        }
+    }
+
+    impl Scheduler {
+        fn new_default(limits: Limits) -> Scheduler {
+            Scheduler::new(limits, HashMap::new())
         }
     }
 
@@ -182,7 +209,7 @@ mod tests {
 
     #[test]
     fn round_robin_between_destinations() {
-        let mut s = Scheduler::new(limits(10, 10));
+        let mut s = Scheduler::new_default(limits(10, 10));
         let now = Instant::now();
         for i in 0..3 {
             s.push(job(i, "slow.example"), now).unwrap();
@@ -204,7 +231,7 @@ mod tests {
 
     #[test]
     fn slow_start_window() {
-        let mut s = Scheduler::new(limits(2, 4));
+        let mut s = Scheduler::new_default(limits(2, 4));
         let now = Instant::now();
         for i in 0..10 {
             s.push(job(i, "d.example"), now).unwrap();
@@ -222,7 +249,7 @@ mod tests {
 
     #[test]
     fn dead_destination_defers_its_jobs() {
-        let mut s = Scheduler::new(limits(1, 5));
+        let mut s = Scheduler::new_default(limits(1, 5));
         let now = Instant::now();
         for i in 0..3 {
             s.push(job(i, "down.example"), now).unwrap();

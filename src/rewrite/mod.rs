@@ -14,10 +14,60 @@
 //!   `user@domain`, `domain`, `.parent.domain` for each parent, then `*`,
 //!   with transport(5) results: `transport:nexthop`, where an empty part
 //!   keeps the class's choice.
+//!
+//!   Two more classes sit between local and relay: virtual alias domains
+//!   (`virtual_alias_domains`; cleanup has expanded every alias, so what
+//!   is left there is an unknown user) and virtual mailbox domains
+//!   (`virtual_mailbox_domains`: `virtual_transport`). A recipient in
+//!   `relocated_maps` goes to the error transport with its new address.
+//!
+//! RECIPIENT CHECKS
+//!   smtpd asks [`Rewrite::check_recipient`] whether an address is one of
+//!   ours at all (Postfix's `reject_unlisted_recipient`): local users
+//!   through `local_recipient_maps`, aliases through `virtual_alias_maps`,
+//!   mailboxes through `virtual_mailbox_maps`.
 
 use crate::config::Config;
 use crate::mail::Address;
-use crate::maps::{self, Map, MapError};
+use crate::maps::{self, Map, MapError, Maps};
+
+/// A domain list parameter: names, and tables asked for the domain
+/// (`virtual_alias_domains = example.net, hash:/etc/postern/domains`).
+#[derive(Debug, Default)]
+pub struct DomainList {
+    names: Vec<String>,
+    tables: Maps,
+}
+
+impl DomainList {
+    pub fn new(items: &[String]) -> Result<DomainList, MapError> {
+        let mut list = DomainList::default();
+        for item in items {
+            if item.contains(':') && !item.starts_with('[') {
+                list.tables.push(maps::open(item)?);
+            } else {
+                list.names.push(item.to_ascii_lowercase());
+            }
+        }
+        Ok(list)
+    }
+
+    pub fn contains(&self, domain: &str) -> bool {
+        self.names.iter().any(|d| d == domain) || maps::lookup(&self.tables, domain).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.tables.is_empty()
+    }
+}
+
+/// Why smtpd refuses a recipient: code, enhanced status and text.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unlisted {
+    pub code: u16,
+    pub status: &'static str,
+    pub text: String,
+}
 
 /// Where a recipient goes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,6 +89,14 @@ pub struct Rewrite {
     relay_transport: String,
     default_transport: String,
     transport_maps: Vec<Box<dyn Map>>,
+    virtual_alias_domains: DomainList,
+    virtual_mailbox_domains: DomainList,
+    virtual_transport: String,
+    relocated_maps: Maps,
+    local_recipient_maps: Maps,
+    virtual_alias_maps: Maps,
+    virtual_mailbox_maps: Maps,
+    recipient_delimiter: String,
 }
 
 /// Splits `transport:nexthop`.
@@ -67,7 +125,92 @@ impl Rewrite {
             relay_transport: config.relay_transport.clone(),
             default_transport: config.default_transport.clone(),
             transport_maps: maps::open_list(&config.transport_maps)?,
+            virtual_alias_domains: DomainList::new(&config.virtual_alias_domains)?,
+            virtual_mailbox_domains: DomainList::new(&config.virtual_mailbox_domains)?,
+            virtual_transport: config.virtual_transport.clone(),
+            relocated_maps: maps::open_list(&config.relocated_maps)?,
+            local_recipient_maps: maps::open_list(&config.local_recipient_maps)?,
+            virtual_alias_maps: maps::open_list(&config.virtual_alias_maps)?,
+            virtual_mailbox_maps: maps::open_list(&config.virtual_mailbox_maps)?,
+            recipient_delimiter: config.recipient_delimiter.clone(),
         })
+    }
+
+    /// The `recipient_delimiter` characters.
+    pub fn delimiter(&self) -> &str {
+        &self.recipient_delimiter
+    }
+
+    /// Whether the domain is the local one (`mydestination`).
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.is_local(domain)
+    }
+
+    /// Whether mail for the domain is ours to take from anyone: local,
+    /// virtual alias, virtual mailbox or relay domains.
+    pub fn is_ours(&self, domain: &str) -> bool {
+        self.is_local(domain)
+            || self.virtual_alias_domains.contains(domain)
+            || self.virtual_mailbox_domains.contains(domain)
+            || self.is_relay(domain)
+    }
+
+    /// Postfix's `reject_unlisted_recipient`: refuses an address of a
+    /// domain of ours that no table knows.
+    pub fn check_recipient(&self, rcpt: &Address) -> Result<(), Unlisted> {
+        let canonical = self.canonical(rcpt);
+        let domain = canonical.domain_lower().unwrap_or_default();
+        let unknown = |table: &str| Unlisted {
+            code: 550,
+            status: "5.1.1",
+            text: format!("User unknown in {table}"),
+        };
+        if let Some(moved) = self.relocated(&canonical, &domain) {
+            return Err(Unlisted {
+                code: 550,
+                status: "5.1.6",
+                text: format!("User has moved to {moved}"),
+            });
+        }
+        let delim = self.recipient_delimiter.as_str();
+        let alias = || maps::lookup_address(&self.virtual_alias_maps, &canonical, delim, false);
+        if self.is_local(&domain) {
+            if self.local_recipient_maps.is_empty() || alias().is_some() {
+                return Ok(());
+            }
+            let (user, _) = maps::split_extension(&canonical.local, delim);
+            if user.eq_ignore_ascii_case("postmaster")
+                || maps::lookup_address(&self.local_recipient_maps, &canonical, delim, true)
+                    .is_some()
+            {
+                return Ok(());
+            }
+            return Err(unknown("local recipient table"));
+        }
+        if self.virtual_alias_domains.contains(&domain) {
+            return match alias() {
+                Some(_) => Ok(()),
+                None => Err(unknown("virtual alias table")),
+            };
+        }
+        if self.virtual_mailbox_domains.contains(&domain) {
+            let mailbox =
+                maps::lookup_address(&self.virtual_mailbox_maps, &canonical, delim, false);
+            return match mailbox.or_else(alias) {
+                Some(_) => Ok(()),
+                None => Err(unknown("virtual mailbox table")),
+            };
+        }
+        Ok(())
+    }
+
+    fn relocated(&self, rcpt: &Address, domain: &str) -> Option<String> {
+        if self.relocated_maps.is_empty() {
+            return None;
+        }
+        let local = self.is_local(domain);
+        maps::lookup_address(&self.relocated_maps, rcpt, &self.recipient_delimiter, local)
+            .map(|f| f.value)
     }
 
     /// The address in `user@fully.qualified.domain` form.
@@ -107,8 +250,29 @@ impl Rewrite {
                 self.relayhost.clone()
             }
         };
+        if let Some(moved) = self.relocated(rcpt, &domain) {
+            return Route {
+                transport: "error".into(),
+                nexthop: format!("5.1.6 User has moved to {moved}"),
+            };
+        }
         let (transport, nexthop) = if self.is_local(&domain) {
             let (t, n) = split_route(&self.local_transport);
+            (
+                t.to_string(),
+                if n.is_empty() {
+                    domain.clone()
+                } else {
+                    n.to_string()
+                },
+            )
+        } else if self.virtual_alias_domains.contains(&domain) {
+            (
+                "error".to_string(),
+                "5.1.1 User unknown in virtual alias table".to_string(),
+            )
+        } else if self.virtual_mailbox_domains.contains(&domain) {
+            let (t, n) = split_route(&self.virtual_transport);
             (
                 t.to_string(),
                 if n.is_empty() {
@@ -251,6 +415,50 @@ mod tests {
             route(&r, "<u@anywhere.example>"),
             pair("smtp", "[fallback.example]")
         );
+    }
+
+    #[test]
+    fn virtual_classes_relocated_and_unlisted() {
+        let r = rewrite(
+            "virtual_alias_domains = \"alias.example\"\nvirtual_alias_maps = \"inline:{ a@alias.example=x@elsewhere.example }\"\nvirtual_mailbox_domains = \"inline:{ box.example=1 }\"\nvirtual_mailbox_maps = \"inline:{ m@box.example=box.example/m/ }\"\nrelocated_maps = \"inline:{ gone@mx.example.com=new@else.example }\"\nlocal_recipient_maps = \"inline:{ known=1 }\"\nrecipient_delimiter = \"+\"\n",
+        );
+        assert_eq!(route(&r, "<m@box.example>"), pair("virtual", "box.example"));
+        assert_eq!(
+            route(&r, "<z@alias.example>"),
+            pair("error", "5.1.1 User unknown in virtual alias table")
+        );
+        assert_eq!(
+            route(&r, "<gone@mx.example.com>"),
+            pair("error", "5.1.6 User has moved to new@else.example")
+        );
+        let check = |a: &str| {
+            r.check_recipient(&Address::parse_mailbox(a).unwrap())
+                .map_err(|u| format!("{} {}", u.status, u.text))
+        };
+        assert_eq!(check("known@mx.example.com"), Ok(()));
+        assert_eq!(check("known+tag@mx.example.com"), Ok(()));
+        assert_eq!(check("Postmaster@mx.example.com"), Ok(()));
+        assert_eq!(
+            check("stranger@mx.example.com"),
+            Err("5.1.1 User unknown in local recipient table".into())
+        );
+        assert_eq!(check("a@alias.example"), Ok(()));
+        assert_eq!(
+            check("b@alias.example"),
+            Err("5.1.1 User unknown in virtual alias table".into())
+        );
+        assert_eq!(check("m@box.example"), Ok(()));
+        assert_eq!(
+            check("n@box.example"),
+            Err("5.1.1 User unknown in virtual mailbox table".into())
+        );
+        assert_eq!(
+            check("gone@mx.example.com"),
+            Err("5.1.6 User has moved to new@else.example".into())
+        );
+        assert_eq!(check("anyone@relay.example"), Ok(()));
+        assert!(r.is_ours("box.example") && r.is_ours("alias.example"));
+        assert!(!r.is_ours("other.example"));
     }
 
     #[test]

@@ -47,6 +47,7 @@ impl Session {
             envid: txn.params.envid.clone(),
             smtputf8: txn.params.smtputf8,
             client: self.client.clone(),
+            filter: None,
         })
     }
 

@@ -49,7 +49,19 @@ impl Session {
                 .reply(Reply::new(452, "4.5.3 Error: too many recipients"))
                 .await;
         }
-        if let Err(reply) = relay::check_recipient(&self.config, self.trusted, &address) {
+        let rewrite = self.cleanup.rewrite();
+        let checked = relay::check_recipient(&rewrite, self.trusted, &address).and_then(|()| {
+            rewrite.check_recipient(&address).map_err(|u| {
+                Reply::new(
+                    u.code,
+                    format!(
+                        "{} <{address}>: Recipient address rejected: {}",
+                        u.status, u.text
+                    ),
+                )
+            })
+        });
+        if let Err(reply) = checked {
             self.log_reject("RCPT", &reply, Some(&address.to_string()));
             return self.reply(reply).await;
         }

@@ -2,12 +2,12 @@
 //! `permit_mynetworks, reject_unauth_destination` with
 //! `allow_untrusted_routing = no`.
 
-use crate::config::Config;
 use crate::mail::Address;
 use crate::proto::Reply;
+use crate::rewrite::Rewrite;
 
 /// Ok when the recipient may be accepted from this client.
-pub fn check_recipient(config: &Config, trusted: bool, rcpt: &Address) -> Result<(), Reply> {
+pub fn check_recipient(rewrite: &Rewrite, trusted: bool, rcpt: &Address) -> Result<(), Reply> {
     if trusted {
         return Ok(());
     }
@@ -20,10 +20,8 @@ pub fn check_recipient(config: &Config, trusted: bool, rcpt: &Address) -> Result
     if rcpt.has_routing() {
         return denied();
     }
-    let domain = rcpt
-        .domain_lower()
-        .unwrap_or_else(|| config.myorigin.to_ascii_lowercase());
-    if config.is_local_domain(&domain) || config.is_relay_domain(&domain) {
+    let domain = rewrite.canonical(rcpt).domain_lower().unwrap_or_default();
+    if rewrite.is_ours(&domain) {
         Ok(())
     } else {
         denied()
@@ -33,16 +31,17 @@ pub fn check_recipient(config: &Config, trusted: bool, rcpt: &Address) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
+    use crate::config::{Config, Settings};
 
-    fn config() -> Config {
+    fn config() -> Rewrite {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("postern.toml"),
             "myhostname = \"mx.example.com\"\nmydomain = \"example.com\"\nrelay_domains = \"relay.example\"\n",
         )
         .unwrap();
-        Config::from_settings(&Settings::load_from(dir.path(), &[]).unwrap()).unwrap()
+        let config = Config::from_settings(&Settings::load_from(dir.path(), &[]).unwrap()).unwrap();
+        Rewrite::new(&config).unwrap()
     }
 
     fn check(trusted: bool, rcpt: &str) -> Option<u16> {

@@ -216,11 +216,13 @@ impl Store {
         self.root.join("spool").join(id.as_str())
     }
 
-    /// Makes a finished queue file durable and records it in `incoming`.
+    /// Makes a finished queue file durable and records it in `queue`
+    /// (`incoming`, or `hold` when a header check said so).
     pub fn commit(
         &self,
         mut finished: Finished,
         envelope: &Envelope,
+        queue: QueueName,
     ) -> Result<MessageState, StoreError> {
         let id = finished.queue_id.clone();
         let target = self.spool_path(&id);
@@ -230,7 +232,8 @@ impl Store {
         fs::rename(&finished.path, &target).map_err(io_at(&target))?;
         finished.disarm();
         sync_dir(&self.root.join("spool"))?;
-        let state = MessageState::incoming(envelope, finished.content_len);
+        let mut state = MessageState::incoming(envelope, finished.content_len);
+        state.queue = queue;
         self.put(&id, &state)?;
         Ok(state)
     }

@@ -239,7 +239,9 @@ async fn run_tree(
     let cleanup = CleanupHandle::new(
         cleanup_role.clone(),
         store.clone(),
-        Arc::new(CleanupConfig::from_config(&config)),
+        Arc::new(
+            CleanupConfig::from_config(&config).map_err(|e| StartError::Config(e.to_string()))?,
+        ),
         arrivals.clone(),
     );
     let qmgr_deps =

@@ -27,7 +27,10 @@ use crate::cleanup::{CleanupConfig, CleanupHandle};
 use crate::config::{Config, Settings};
 use crate::delivery::Agents;
 use crate::delivery::lmtp::LmtpAgent;
+use crate::delivery::local::{LocalAgent, LocalConfig};
+use crate::delivery::pipe::PipeAgent;
 use crate::delivery::smtp::{SmtpAgent, SmtpConfig};
+use crate::delivery::virtual_mailbox::{VirtualAgent, VirtualConfig};
 use crate::qmgr::{Arrivals, Qmgr, QmgrConfig, QmgrDeps, Reconfigure};
 use crate::rewrite::Rewrite;
 use crate::smtpd::{self, SmtpdDeps};
@@ -43,15 +46,28 @@ pub fn qmgr_deps(
     cleanup: &CleanupHandle,
     arrivals: &Arrivals,
 ) -> Result<Arc<QmgrDeps>, String> {
-    let rewrite = Rewrite::new(config).map_err(|e| e.to_string())?;
+    let rewrite = Arc::new(Rewrite::new(config).map_err(|e| e.to_string())?);
     let smtp_config = SmtpConfig::from_config(config)?;
     Ok(Arc::new(QmgrDeps {
         config: QmgrConfig::from_config(config),
         store: store.clone(),
-        rewrite: Arc::new(rewrite),
+        rewrite: rewrite.clone(),
         agents: Arc::new(Agents {
             smtp: SmtpAgent::new(smtp_config.clone(), &config.smtp_dns_servers),
             lmtp: LmtpAgent::new(smtp_config, &config.smtp_dns_servers),
+            local: LocalAgent::new(
+                LocalConfig::from_config(config).map_err(|e| e.to_string())?,
+                rewrite.clone(),
+                cleanup.clone(),
+            ),
+            virtual_mailbox: VirtualAgent::new(
+                VirtualConfig::from_config(config).map_err(|e| e.to_string())?,
+            ),
+            pipe: PipeAgent {
+                delimiter: config.recipient_delimiter.clone(),
+                time_limit: config.command_time_limit,
+            },
+            services: config.services.clone(),
         }),
         cleanup: cleanup.clone(),
         bounce: BounceConfig::from_config(config),
@@ -158,6 +174,10 @@ impl Reloader {
             Ok(config) => Arc::new(config),
             Err(e) => return refuse(e.to_string()),
         };
+        let cleanup_config = match CleanupConfig::from_config(&config) {
+            Ok(c) => Arc::new(c),
+            Err(e) => return refuse(e.to_string()),
+        };
         let deps = match qmgr_deps(&config, &self.store, &self.cleanup, &self.arrivals) {
             Ok(deps) => deps,
             Err(e) => return refuse(e),
@@ -206,8 +226,7 @@ impl Reloader {
         .map(|(name, _)| *name)
         .collect();
         // Everything checked: put it in force.
-        self.cleanup
-            .set_config(Arc::new(CleanupConfig::from_config(&config)));
+        self.cleanup.set_config(cleanup_config);
         if let Ok(mut current) = self.qmgr_current.lock() {
             *current = deps.clone();
         }

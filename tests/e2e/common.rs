@@ -34,6 +34,17 @@ fn config_text(root: &Path, queue: &Path, extra: &str) -> String {
             "relay_transport",
             "\"error:4.4.1 no external delivery in tests\"".to_string(),
         ),
+        // Local mail stays queued, and any local address is taken, unless
+        // a test sets up local delivery of its own.
+        (
+            "local_transport",
+            "\"error:4.4.1 no local delivery in tests\"".to_string(),
+        ),
+        ("local_recipient_maps", "\"\"".to_string()),
+        (
+            "alias_maps",
+            format!("\"hash:{}\"", root.join("aliases").display()),
+        ),
     ];
     let base: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
     merge(&base, extra)

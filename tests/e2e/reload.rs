@@ -66,7 +66,7 @@ fn a_bad_configuration_is_refused_and_the_old_one_kept() {
     assert_eq!(banner(&p), "mx.test.example ESMTP kept");
     // A table that cannot be opened is refused by the daemon.
     p.write_config(
-        "smtpd_banner = \"$myhostname ESMTP new\"\ntransport_maps = \"hash:/nonexistent\"",
+        "smtpd_banner = \"$myhostname ESMTP new\"\ntransport_maps = \"nis:mail.aliases\"",
     );
     let out = p.run(&["reload"]);
     assert!(!out.status.success());

@@ -334,6 +334,7 @@ async fn run(
         relay: relay.clone(),
         remote_mta: Some(server.name.clone()),
         dsn_passed: ext.dsn,
+        expansions: Vec::new(),
     };
     let all = |status: Status, dsn: &str, text: &str| -> Vec<Outcome> {
         request
