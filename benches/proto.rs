@@ -67,7 +67,7 @@ fn header_section(c: &mut Criterion) {
         from: "sender@example.com",
     };
     c.bench_function("cleanup header section", |b| {
-        b.iter(|| headers::process(black_box(section), &ctx))
+        b.iter(|| headers::process(black_box(section), &ctx, &mut |_| None))
     });
 }
 

@@ -129,10 +129,10 @@ impl AddressRewriter {
             &self.recipient_canonical
         };
         for maps in [first, &self.canonical] {
-            if let Some(found) = self.find(maps, &current) {
-                if let Some(mapped) = self.result(&found, &current, self.propagate_canonical) {
-                    current = mapped;
-                }
+            if let Some(found) = self.find(maps, &current)
+                && let Some(mapped) = self.result(&found, &current, self.propagate_canonical)
+            {
+                current = mapped;
             }
         }
         let masquerade = match role {

@@ -13,6 +13,8 @@ pub mod qshape;
 pub mod queue;
 pub mod reload;
 pub mod sendmail;
+pub mod sendmail_smtp;
+pub mod sendmail_verify;
 pub mod start;
 pub mod status;
 
@@ -50,7 +52,7 @@ commands:
   postconf    show parameters (-n non-default, -d defaults, NAME...)
   mailq       list the queue (= postqueue -p)
   postqueue   -p list the queue, -j as JSON lines, -f flush, -i ID, -s SITE
-  sendmail    submit a message from stdin (-t, -i, -f, -N, -R, -V, -bp, -q), daemon up or down
+  sendmail    submit a message from stdin (-t, -i, -f, -F, -N, -R, -V, -bs, -bv, -bi, -bp, -q), daemon up or down
   postmap     build a hash: table from FILE (-q KEY: query any table)
   postalias   build an alias table (/etc/aliases syntax); newaliases: every alias_database
   postlog     write a line to the mail log (-p priority, -t tag, text or stdin)
@@ -100,10 +102,8 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
         "postlog" => postlog::run(rest),
         "postmap" => postmap::postmap(rest),
         "postalias" => postmap::postalias(rest),
-        "newaliases" => parse::<ConfigDirOnly>(rest).map_or_else(
-            |code| Ok(code),
-            |a| postmap::newaliases(a.config_dir.as_deref()),
-        ),
+        "newaliases" => parse::<ConfigDirOnly>(rest)
+            .map_or_else(Ok, |a| postmap::newaliases(a.config_dir.as_deref())),
         "help" | "--help" => {
             println!("{USAGE}");
             Ok(0)

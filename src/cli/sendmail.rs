@@ -4,10 +4,13 @@
 //!
 //! Flags: `-t` (recipients from To/Cc/Bcc, added to those given), `-i` /
 //! `-oi` (a line with a lone dot does not end the message), `-f`/`-r
-//! sender`, `-F name` (accepted), `-N dsn`, `-R ret`, `-V envid`, `-B
-//! type`, `-bp` (mailq), `-bm` (the default), `-q` (flush), and the legacy
-//! options Postfix ignores (`-o...`, `-v`, `-n`, `-m`, `-U`, `-x`, `-C`,
-//! `-h`, `-L`, `-X`). `-bs`, `-bi` and `-bv` are not there yet.
+//! sender`, `-F name` (the `From:` header's full name when the message has
+//! no `From:`), `-N dsn`, `-R ret`, `-V envid`, `-B type`, `-bm` (the
+//! default), `-bp` (mailq), `-bi` (newaliases), `-bs` (SMTP on standard
+//! input and output, see [`super::sendmail_smtp`]), `-bv` (how each
+//! recipient would be delivered, printed at once, nothing sent), `-q`
+//! (flush), and the legacy options Postfix ignores (`-o...`, `-v`, `-n`,
+//! `-m`, `-U`, `-x`, `-C`, `-h`, `-L`, `-X`).
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -121,6 +124,16 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         None | Some("m") => {}
         Some("p") => return super::postqueue::mailq(config_arg(&o)),
         Some("i") => return super::postmap::newaliases(o.config_dir.as_deref()),
+        Some("s") => {
+            let (_, config) = super::load_config(o.config_dir.as_deref())?;
+            let stdin = std::io::stdin();
+            let stdout = std::io::stdout();
+            return super::sendmail_smtp::serve(&config, stdin.lock(), stdout.lock());
+        }
+        Some("v") => {
+            let (_, config) = super::load_config(o.config_dir.as_deref())?;
+            return super::sendmail_verify::report(&config, &o.recipients);
+        }
         Some(other) => {
             eprintln!("sendmail: -b{other} is not available yet");
             return Ok(EX_UNAVAILABLE);
@@ -177,10 +190,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let sender = match &o.sender {
         Some(s) => Address::parse_mailbox(s.trim_start_matches('<').trim_end_matches('>'))
             .map_err(|e| anyhow::anyhow!("bad sender address {s:?}: {e}"))?,
-        None => Address {
-            local: login_name(),
-            domain: None,
-        },
+        None => default_sender(),
     };
     if let Some(name) = o
         .full_name
@@ -193,22 +203,35 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         with_from.extend_from_slice(&content);
         content = with_from;
     }
-    let envelope = Envelope {
+    let mut envelope = local_envelope(sender, parsed);
+    envelope.body = match o.body.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        Some("8BITMIME") => Some(BodyType::EightBitMime),
+        Some("7BIT") => Some(BodyType::SevenBit),
+        _ => None,
+    };
+    envelope.ret = match o.ret.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        Some("HDRS") => Some(Ret::Headers),
+        Some("FULL") => Some(Ret::Full),
+        _ => None,
+    };
+    envelope.envid = o.envid.clone().filter(|e| !e.chars().any(char::is_control));
+    if let Err(e) = deposit(&config.queue_directory, &envelope, &content) {
+        eprintln!("sendmail: fatal: {e}");
+        return Ok(EX_TEMPFAIL);
+    }
+    Ok(0)
+}
+
+/// The envelope of a local submission by the calling user.
+pub(super) fn local_envelope(sender: Address, recipients: Vec<Recipient>) -> Envelope {
+    Envelope {
         queue_id: QueueId::generate(),
         arrival_time: chrono::Utc::now().timestamp(),
         sender,
-        recipients: parsed,
-        body: match o.body.as_deref().map(str::to_ascii_uppercase).as_deref() {
-            Some("8BITMIME") => Some(BodyType::EightBitMime),
-            Some("7BIT") => Some(BodyType::SevenBit),
-            _ => None,
-        },
-        ret: match o.ret.as_deref().map(str::to_ascii_uppercase).as_deref() {
-            Some("HDRS") => Some(Ret::Headers),
-            Some("FULL") => Some(Ret::Full),
-            _ => None,
-        },
-        envid: o.envid.clone().filter(|e| !e.chars().any(char::is_control)),
+        recipients,
+        body: None,
+        ret: None,
+        envid: None,
         smtputf8: false,
         // SAFETY: getuid has no preconditions.
         client: ClientInfo {
@@ -219,17 +242,32 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
             uid: Some(unsafe { libc::getuid() }),
         },
         filter: None,
-    };
-    if let Err(e) = maildrop::write(&config.queue_directory, &envelope, &content) {
-        eprintln!(
-            "sendmail: fatal: cannot write to the maildrop in {}: {e}",
-            config.queue_directory.display()
-        );
-        return Ok(EX_TEMPFAIL);
     }
-    // Tell pickup; when the daemon is down it finds the file at start.
-    let _ = client::request(&config.queue_directory, &Request::Pickup);
-    Ok(0)
+}
+
+/// Writes the message into the maildrop, durable, and tells pickup (when
+/// the daemon is down, pickup finds the file at start).
+pub(super) fn deposit(
+    queue_directory: &std::path::Path,
+    envelope: &Envelope,
+    content: &[u8],
+) -> Result<(), String> {
+    maildrop::write(queue_directory, envelope, content).map_err(|e| {
+        format!(
+            "cannot write to the maildrop in {}: {e}",
+            queue_directory.display()
+        )
+    })?;
+    let _ = client::request(queue_directory, &Request::Pickup);
+    Ok(())
+}
+
+/// The calling user's login name, the sender when none is given.
+pub(super) fn default_sender() -> Address {
+    Address {
+        local: login_name(),
+        domain: None,
+    }
 }
 
 /// CRLF line ends; without -i, a line with a lone dot ends the message.
@@ -298,6 +336,22 @@ fn login_name() -> String {
     "root".into()
 }
 
+/// Whether the header section has a header named `name` (lower case).
+fn has_header(content: &[u8], name: &str) -> bool {
+    for line in content.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return false;
+        }
+        if let Some(field) = crate::cleanup::headers::field_name(line)
+            && field.eq_ignore_ascii_case(name.as_bytes())
+        {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,20 +409,4 @@ mod tests {
             vec!["a@x.example", "b@x.example", "c@x.example", "d@x.example"]
         );
     }
-}
-
-/// Whether the header section has a header named `name` (lower case).
-fn has_header(content: &[u8], name: &str) -> bool {
-    for line in content.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return false;
-        }
-        if let Some(field) = crate::cleanup::headers::field_name(line)
-            && field.eq_ignore_ascii_case(name.as_bytes())
-        {
-            return true;
-        }
-    }
-    false
 }

@@ -188,7 +188,9 @@ impl Settings {
             };
             match self.raw(name) {
                 Some(value) if !name.is_empty() => out.push_str(&self.expand(value, depth + 1)),
-                _ => out.push('$'),
+                // Not a parameter: left for the role that expands it at
+                // delivery time ($home, ${extension}, ${recipient}, ...).
+                _ => out.push_str(&rest[i..rest.len() - tail.len()]),
             }
             rest = if name.is_empty() { after } else { tail };
         }
@@ -740,6 +742,11 @@ mod tests {
         assert_eq!(s.raw("myorigin"), Some("$myhostname"));
         assert!(s.is_explicit("smtpd_timeout") && !s.is_explicit("myorigin"));
         assert_eq!(s.raw("mynetworks"), Some("10.0.0.0/8, [::1]/128"));
+        assert_eq!(
+            s.expanded("forward_path"),
+            "$home/.forward${extension}, $home/.forward",
+            "names that are not parameters are left for delivery time"
+        );
     }
 
     #[test]

@@ -191,9 +191,9 @@ fn substitute(result: &str, caps: Option<&regex::Captures<'_>>) -> String {
                 Some(e) => (&b[..e], &b[e + 1..]),
                 None => ("", after),
             }
-        } else if after.starts_with('$') {
+        } else if let Some(tail) = after.strip_prefix('$') {
             out.push('$');
-            rest = &after[1..];
+            rest = tail;
             continue;
         } else {
             let e = after

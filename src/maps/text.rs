@@ -116,8 +116,8 @@ pub fn parse(text: &str, format: Format) -> Result<MemoryMap, String> {
 
 /// `name: value` (the name may be quoted).
 fn alias_entry(entry: &str) -> Option<(&str, &str)> {
-    let colon = if entry.starts_with('"') {
-        let close = entry[1..].find('"')? + 1;
+    let colon = if let Some(quoted) = entry.strip_prefix('"') {
+        let close = quoted.find('"')? + 1;
         close + entry[close..].find(':')?
     } else {
         entry.find(':')?

@@ -69,9 +69,13 @@ async fn take_one(deps: &PickupDeps, name: &str) -> Result<(), String> {
     let corrupt = deps.queue_directory.join("corrupt").join(name);
     let read_path = path.clone();
     let read = tokio::task::spawn_blocking(move || {
-        let uid = std::os::unix::fs::MetadataExt::uid(
-            &std::fs::metadata(&read_path).map_err(|e| e.to_string())?,
-        );
+        // Anyone may drop files here: only a plain file with one link is
+        // taken, and its owner is who submitted it.
+        let meta = std::fs::symlink_metadata(&read_path).map_err(|e| e.to_string())?;
+        if !meta.file_type().is_file() || std::os::unix::fs::MetadataExt::nlink(&meta) != 1 {
+            return Err("not a plain file with one link".to_string());
+        }
+        let uid = std::os::unix::fs::MetadataExt::uid(&meta);
         let mut file = QueueFile::open(&read_path).map_err(|e| e.to_string())?;
         file.verify().map_err(|e| e.to_string())?;
         let mut content = Vec::with_capacity(usize::try_from(file.content_len).unwrap_or(0));
@@ -93,6 +97,21 @@ async fn take_one(deps: &PickupDeps, name: &str) -> Result<(), String> {
     };
     envelope.queue_id = QueueId::generate();
     envelope.arrival_time = chrono::Utc::now().timestamp();
+    // What the file says about its origin is believed only from the
+    // queue's owner; anyone else is the owner of the file, submitting
+    // locally, and cannot route around the tables (filter).
+    // SAFETY: geteuid has no preconditions.
+    let own = uid == unsafe { libc::geteuid() };
+    envelope.filter = None;
+    if !own {
+        envelope.client = crate::mail::ClientInfo {
+            name: "localhost".into(),
+            addr: String::new(),
+            helo: None,
+            protocol: "local".into(),
+            uid: Some(uid),
+        };
+    }
     envelope.client.uid = Some(envelope.client.uid.unwrap_or(uid));
     let id = envelope.queue_id.clone();
     let sender = envelope.sender.clone();

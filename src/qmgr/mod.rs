@@ -929,7 +929,8 @@ impl Handler<Loaded> for Qmgr {
         }
         let now = Instant::now();
         for job in jobs {
-            if let Err((job, reason)) = self.scheduler.push(job, now) {
+            if let Err(refused) = self.scheduler.push(job, now) {
+                let (job, reason) = *refused;
                 self.defer_job(&job, &reason, ctx);
             }
         }

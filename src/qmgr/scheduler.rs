@@ -83,7 +83,7 @@ impl Scheduler {
     }
 
     /// Queues a job; a job for a dead destination comes back with the reason.
-    pub fn push(&mut self, job: Job, now: Instant) -> Result<(), (Job, String)> {
+    pub fn push(&mut self, job: Job, now: Instant) -> Result<(), Box<(Job, String)>> {
         let limits = self.limits_for(&job.key.transport);
         let initial = limits.initial.min(limits.limit);
         let dest = self
@@ -98,7 +98,10 @@ impl Scheduler {
             });
         match &dest.dead {
             Some((until, reason)) if *until > now => {
-                return Err((job, format!("delivery temporarily suspended: {reason}")));
+                return Err(Box::new((
+                    job,
+                    format!("delivery temporarily suspended: {reason}"),
+                )));
             }
             Some(_) => {
                 dest.dead = None;

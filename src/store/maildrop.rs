@@ -39,7 +39,13 @@ pub fn write(queue_directory: &Path, envelope: &Envelope, content: &[u8]) -> io:
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    fs::File::open(&dir)?.sync_all()?;
+    // Users other than the queue's owner cannot open the directory (it
+    // is write-only for them); their file itself is synced.
+    match fs::File::open(&dir) {
+        Ok(d) => d.sync_all()?,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+        Err(e) => return Err(e),
+    }
     Ok(name)
 }
 

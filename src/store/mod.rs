@@ -191,15 +191,22 @@ impl Store {
         self.index.lock().map(|i| i.clone()).unwrap_or_default()
     }
 
-    /// Creates the directory layout (owner-only permissions).
+    /// Creates the directory layout: owner-only, except that the queue
+    /// directory can be entered and the maildrop written by every local
+    /// user (mode 1733, as Postfix's maildrop was before postdrop: users
+    /// drop files they cannot list, read or remove once dropped by
+    /// someone else; pickup trusts only the file's owner).
     pub fn prepare(root: &Path) -> Result<(), StoreError> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         for dir in std::iter::once(root.to_path_buf()).chain(DIRS.iter().map(|d| root.join(d))) {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(&dir)
                 .map_err(io_at(&dir))?;
+        }
+        for (dir, mode) in [(root.to_path_buf(), 0o755), (root.join("maildrop"), 0o1733)] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(io_at(&dir))?;
         }
         Ok(())
     }

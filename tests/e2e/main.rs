@@ -9,6 +9,7 @@ mod peer;
 mod clients;
 mod config;
 mod delivery;
+mod local;
 mod logs;
 mod metrics;
 mod mx;

@@ -657,7 +657,10 @@ impl LocalAgent {
         let forwards = std::mem::take(&mut state.forwards);
         let rcpt = state.rcpt.clone();
         match self.resubmit(state.request, &rcpt, forwards).await {
-            Ok(id) => state.record(&rcpt, Status::Sent, "2.0.0", format!("forwarded as {id}")),
+            Ok(id) => {
+                crate::admin::metrics::count(crate::admin::metrics::Event::Forwarded);
+                state.record(&rcpt, Status::Sent, "2.0.0", format!("forwarded as {id}"))
+            }
             Err(e) => state.record(
                 &rcpt,
                 Status::Deferred,
