@@ -638,3 +638,95 @@ fn sendmail_while_down_then_local_delivery_and_smtp_on_stdin() {
     ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), me.name);
 }
+
+#[test]
+fn other_users_submit_through_the_maildrop() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = data_dir();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("spool")).unwrap();
+    let me = me();
+    let p = Postern::start(&local_config(d, ""));
+    let maildrop = p.queue_dir().join("maildrop");
+    assert_eq!(
+        std::fs::metadata(&maildrop).unwrap().mode() & 0o7777,
+        0o1733,
+        "anyone may drop, nobody may list"
+    );
+    assert_eq!(
+        std::fs::metadata(p.queue_dir().join("spool"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    if !is_root() {
+        return;
+    }
+    // A user with no rights to the queue submits with sendmail.
+    for path in [p.dir.path().to_path_buf(), p.conf_dir()] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(
+        p.conf_dir().join("postern.toml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let nobody = postern::maps::unix::user_by_name("nobody").expect("a nobody user");
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new(env!("CARGO_BIN_EXE_postern"))
+            .args(["sendmail", "-c"])
+            .arg(p.conf_dir())
+            .arg(&me.name)
+            .env_clear()
+            .env("USER", "nobody")
+            .uid(nobody.uid)
+            .gid(nobody.gid)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"Subject: from nobody\n\nunprivileged\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mbox = wait_file(&d.join("spool").join(&me.name), "unprivileged");
+    assert!(
+        mbox.contains(&format!("from userid {}", nobody.uid)),
+        "{mbox}"
+    );
+    p.wait_log(&format!("uid={} from=<nobody>", nobody.uid));
+    // A file a user drops by hand cannot claim to be root's or route
+    // itself around the tables.
+    let mut envelope: postern::mail::Envelope = serde_json::from_value(serde_json::json!({
+        "queue_id": postern::mail::QueueId::generate().to_string(),
+        "arrival_time": 0,
+        "sender": {"local": "forger", "domain": "client.example"},
+        "recipients": [{"address": {"local": me.name, "domain": HOST}}],
+        "client": {"name": "trusted.example", "addr": "10.0.0.1", "protocol": "ESMTP", "uid": 0},
+        "filter": "discard:",
+    }))
+    .unwrap();
+    envelope.smtputf8 = false;
+    let bytes =
+        postern::store::queue_file::encode(&envelope, b"Subject: forged\r\n\r\nforged claims\r\n")
+            .unwrap();
+    let dropped = maildrop.join("99999999999999999999.1");
+    std::fs::write(&dropped, bytes).unwrap();
+    std::os::unix::fs::chown(&dropped, Some(nobody.uid), Some(nobody.gid)).unwrap();
+    let mbox = wait_file(&d.join("spool").join(&me.name), "forged claims");
+    let forged = &mbox[mbox.find("Subject: forged").unwrap().saturating_sub(600)..];
+    assert!(!forged.contains("trusted.example"), "{forged}");
+    p.wait_log(&format!("uid={} from=<forger@client.example>", nobody.uid));
+}
