@@ -8,7 +8,7 @@ bin=${1:-target/debug/postern}
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 sh container/install.sh "$root"
-for name in sendmail mailq postqueue postsuper postcat postconf qshape postlog; do
+for name in sendmail mailq newaliases postqueue postsuper postcat postconf postmap postalias qshape postlog; do
   link="$root/usr/bin/$name"
   [ "$(readlink "$link")" = /usr/sbin/postern ] || { echo "container: $name is not a link to postern"; exit 1; }
   # The binary answers to each name.

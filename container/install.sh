@@ -14,6 +14,6 @@ if [ "$ROOT" = / ]; then
   chown postern:postern /var/spool/postern
 fi
 ln -sf /usr/sbin/postern "$ROOT/usr/sbin/sendmail"
-for name in sendmail mailq postqueue postsuper postcat postconf qshape postlog; do
+for name in sendmail mailq newaliases postqueue postsuper postcat postconf postmap postalias qshape postlog; do
   ln -sf /usr/sbin/postern "$ROOT/usr/bin/$name"
 done

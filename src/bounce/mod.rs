@@ -348,13 +348,7 @@ pub async fn notify(
         ret: None,
         envid: None,
         smtputf8: envelope.smtputf8,
-        client: ClientInfo {
-            name: "localhost".into(),
-            addr: String::new(),
-            helo: None,
-            protocol: "local".into(),
-            uid: None,
-        },
+        client: ClientInfo::local(None),
         filter: None,
     };
     let mut message = cleanup.open(bounce_envelope, Source::Internal).await?;

@@ -234,13 +234,7 @@ pub(super) fn local_envelope(sender: Address, recipients: Vec<Recipient>) -> Env
         envid: None,
         smtputf8: false,
         // SAFETY: getuid has no preconditions.
-        client: ClientInfo {
-            name: "localhost".into(),
-            addr: String::new(),
-            helo: None,
-            protocol: "local".into(),
-            uid: Some(unsafe { libc::getuid() }),
-        },
+        client: ClientInfo::local(Some(unsafe { libc::getuid() })),
         filter: None,
     }
 }

@@ -199,8 +199,10 @@ impl Settings {
     }
 }
 
-fn value_text(name: &str, value: &Value) -> Result<String, ConfigError> {
-    Ok(match value {
+/// A TOML scalar in Postfix's text form (booleans as yes/no); `None` for
+/// arrays and tables.
+pub(crate) fn scalar_text(value: &Value) -> Option<String> {
+    Some(match value {
         Value::String(_, s) => s.clone(),
         Value::Char(_, c) => c.to_string(),
         Value::Bool(_, b) => if *b { "yes" } else { "no" }.to_string(),
@@ -209,13 +211,22 @@ fn value_text(name: &str, value: &Value) -> Result<String, ConfigError> {
             .map(|n| n.to_string())
             .or_else(|| n.to_i128().map(|n| n.to_string()))
             .unwrap_or_default(),
+        Value::Empty(..) => String::new(),
+        Value::Array(..) | Value::Dict(..) => return None,
+    })
+}
+
+fn value_text(name: &str, value: &Value) -> Result<String, ConfigError> {
+    if let Some(text) = scalar_text(value) {
+        return Ok(text);
+    }
+    Ok(match value {
         Value::Array(_, items) => items
             .iter()
             .map(|v| value_text(name, v))
             .collect::<Result<Vec<_>, _>>()?
             .join(", "),
-        Value::Empty(..) => String::new(),
-        Value::Dict(..) => {
+        _ => {
             return Err(ConfigError::Value {
                 name: name.to_string(),
                 message: "expected a value, found a table".into(),

@@ -99,17 +99,7 @@ fn texts(value: &Value) -> Result<Vec<String>, String> {
 }
 
 fn scalar(value: &Value) -> Result<String, String> {
-    Ok(match value {
-        Value::String(_, s) => s.clone(),
-        Value::Char(_, c) => c.to_string(),
-        Value::Bool(_, b) => if *b { "yes" } else { "no" }.to_string(),
-        Value::Num(_, n) => n
-            .to_u128()
-            .map(|n| n.to_string())
-            .or_else(|| n.to_i128().map(|n| n.to_string()))
-            .unwrap_or_default(),
-        _ => return Err("expected a value or an array of values".into()),
-    })
+    super::scalar_text(value).ok_or_else(|| "expected a value or an array of values".into())
 }
 
 /// The `services` table of postern.toml.

@@ -125,13 +125,7 @@ impl VirtualAgent {
         let maildir = relative.ends_with('/');
         let path = self.cfg.base.join(relative);
         let sender = request.envelope.sender.to_string();
-        let format = Format {
-            from_line: (!maildir).then(|| mailbox::from_line(&sender)),
-            from_quote: !maildir,
-            lf: true,
-            trailing_blank: !maildir,
-            dot_stuff: false,
-        };
+        let format = Format::mailbox(maildir, &sender);
         let write = super::local::producer(
             request.spool_path.clone(),
             vec![

@@ -59,6 +59,20 @@ pub struct ClientInfo {
     pub uid: Option<u32>,
 }
 
+impl ClientInfo {
+    /// A submission from this host (the sendmail command, local
+    /// forwarding, notifications), by `uid` when known.
+    pub fn local(uid: Option<u32>) -> ClientInfo {
+        ClientInfo {
+            name: "localhost".into(),
+            addr: String::new(),
+            helo: None,
+            protocol: "local".into(),
+            uid,
+        }
+    }
+}
+
 /// Everything about a message but its content.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Envelope {

@@ -104,13 +104,7 @@ async fn take_one(deps: &PickupDeps, name: &str) -> Result<(), String> {
     let own = uid == unsafe { libc::geteuid() };
     envelope.filter = None;
     if !own {
-        envelope.client = crate::mail::ClientInfo {
-            name: "localhost".into(),
-            addr: String::new(),
-            helo: None,
-            protocol: "local".into(),
-            uid: Some(uid),
-        };
+        envelope.client = crate::mail::ClientInfo::local(Some(uid));
     }
     envelope.client.uid = Some(envelope.client.uid.unwrap_or(uid));
     let id = envelope.queue_id.clone();

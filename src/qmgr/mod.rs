@@ -39,7 +39,7 @@ use crate::admin::metrics;
 use crate::bounce::{self, BounceConfig, Failed, Kind};
 use crate::cleanup::CleanupHandle;
 use crate::config::Config;
-use crate::delivery::{Agents, Outcome, Program, Report, Request, Status};
+use crate::delivery::{Agents, Expansion, Outcome, Program, Report, Request, Status};
 use crate::mail::{Envelope, QueueId};
 use crate::rewrite::Rewrite;
 use crate::store::{AdminOp, DsnRecord, MessageState, QueueFile, QueueName, RcptStatus, Store};
@@ -462,53 +462,43 @@ impl Qmgr {
             .and_then(|r| r.orcpt.as_deref())
             .and_then(|o| o.split_once(';'))
             .map(|(_, a)| a);
-        if !outcome.expansions.is_empty() {
-            let delays = [
-                since(arrival, message.active_at),
-                started
-                    .duration_since(message.active_at)
-                    .unwrap_or_default(),
-                report.setup,
-                report.transmission,
-            ];
-            for e in &outcome.expansions {
-                let original = orig.unwrap_or(&rcpt.address);
-                log::Line {
-                    queue_id: id.as_str(),
-                    to: &e.to,
-                    orig_to: Some(original).filter(|o| !o.eq_ignore_ascii_case(&e.to)),
-                    relay: &outcome.relay,
-                    conn_use: 0,
-                    delay: since(arrival, now),
-                    delays,
-                    dsn: &e.dsn,
-                    status: e.status.word(),
-                    text: &e.text,
-                }
-                .log(program);
-            }
-            return;
-        }
-        let line = log::Line {
-            queue_id: id.as_str(),
-            to: &rcpt.address,
-            orig_to: orig.filter(|o| !o.eq_ignore_ascii_case(&rcpt.address)),
-            relay: &outcome.relay,
-            conn_use: report.conn_use,
-            delay: since(arrival, now),
-            delays: [
-                since(arrival, message.active_at),
-                started
-                    .duration_since(message.active_at)
-                    .unwrap_or_default(),
-                report.setup,
-                report.transmission,
-            ],
-            dsn: &outcome.dsn,
-            status: outcome.status.word(),
-            text: &outcome.text,
+        let delays = [
+            since(arrival, message.active_at),
+            started
+                .duration_since(message.active_at)
+                .unwrap_or_default(),
+            report.setup,
+            report.transmission,
+        ];
+        // One line per delivery: the recipient's own, or one for each of
+        // what it expanded into (aliases, .forward), with orig_to.
+        let own = [Expansion {
+            to: rcpt.address.clone(),
+            status: outcome.status,
+            dsn: outcome.dsn.clone(),
+            text: outcome.text.clone(),
+        }];
+        let lines = if outcome.expansions.is_empty() {
+            &own[..]
+        } else {
+            &outcome.expansions[..]
         };
-        line.log(program);
+        let original = orig.unwrap_or(&rcpt.address);
+        for e in lines {
+            log::Line {
+                queue_id: id.as_str(),
+                to: &e.to,
+                orig_to: Some(original).filter(|o| !o.eq_ignore_ascii_case(&e.to)),
+                relay: &outcome.relay,
+                conn_use: report.conn_use,
+                delay: since(arrival, now),
+                delays,
+                dsn: &e.dsn,
+                status: e.status.word(),
+                text: &e.text,
+            }
+            .log(program);
+        }
     }
 
     /// Defers every recipient of a job that could not be attempted.

@@ -243,64 +243,33 @@ impl Rewrite {
     /// The route for a (canonical) recipient.
     pub fn resolve(&self, rcpt: &Address) -> Route {
         let domain = rcpt.domain_lower().unwrap_or_else(|| self.myorigin.clone());
-        let remote_nexthop = || {
-            if self.relayhost.is_empty() {
-                domain.clone()
-            } else {
-                self.relayhost.clone()
-            }
-        };
         if let Some(moved) = self.relocated(rcpt, &domain) {
             return Route {
                 transport: "error".into(),
                 nexthop: format!("5.1.6 User has moved to {moved}"),
             };
         }
-        let (transport, nexthop) = if self.is_local(&domain) {
-            let (t, n) = split_route(&self.local_transport);
-            (
-                t.to_string(),
-                if n.is_empty() {
-                    domain.clone()
-                } else {
-                    n.to_string()
-                },
-            )
-        } else if self.virtual_alias_domains.contains(&domain) {
-            (
-                "error".to_string(),
-                "5.1.1 User unknown in virtual alias table".to_string(),
-            )
-        } else if self.virtual_mailbox_domains.contains(&domain) {
-            let (t, n) = split_route(&self.virtual_transport);
-            (
-                t.to_string(),
-                if n.is_empty() {
-                    domain.clone()
-                } else {
-                    n.to_string()
-                },
-            )
-        } else if self.is_relay(&domain) {
-            let (t, n) = split_route(&self.relay_transport);
-            (
-                t.to_string(),
-                if n.is_empty() {
-                    remote_nexthop()
-                } else {
-                    n.to_string()
-                },
-            )
+        let remote = if self.relayhost.is_empty() {
+            &domain
         } else {
-            let (t, n) = split_route(&self.default_transport);
-            (
-                t.to_string(),
-                if n.is_empty() {
-                    remote_nexthop()
-                } else {
-                    n.to_string()
-                },
-            )
+            &self.relayhost
+        };
+        // The class's transport:nexthop; an empty nexthop takes the default.
+        let class = |spec: &str, default: &str| {
+            let (t, n) = split_route(spec);
+            let n = if n.is_empty() { default } else { n };
+            (t.to_string(), n.to_string())
+        };
+        let (transport, nexthop) = if self.is_local(&domain) {
+            class(&self.local_transport, &domain)
+        } else if self.virtual_alias_domains.contains(&domain) {
+            class("error:5.1.1 User unknown in virtual alias table", "")
+        } else if self.virtual_mailbox_domains.contains(&domain) {
+            class(&self.virtual_transport, &domain)
+        } else if self.is_relay(&domain) {
+            class(&self.relay_transport, remote)
+        } else {
+            class(&self.default_transport, remote)
         };
         let mut route = Route { transport, nexthop };
         if let Some(found) = self.lookup_transport(rcpt, &domain) {

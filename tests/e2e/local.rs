@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::common::{HOST, Postern, wait_for};
+use crate::sendmail::sendmail;
 
 /// The user the tests deliver to: whoever runs them.
 fn me() -> postern::maps::unix::User {
@@ -530,28 +531,6 @@ fn postmap_and_postalias_query_every_table_type() {
     let bad = p.run(&["postmap", "-q", "x", "nis:mail.aliases"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported lookup table type"));
-}
-
-/// Runs `postern sendmail` for `p` with `input` on standard input.
-fn sendmail(p: &Postern, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_postern"))
-        .arg("sendmail")
-        .arg("-c")
-        .arg(p.conf_dir())
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[test]

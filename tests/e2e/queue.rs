@@ -174,7 +174,14 @@ fn commands_answer_to_their_link_names() {
         &["b@mx.test.example"],
         "Subject: s\r\n\r\nx\r\n",
     );
-    for name in ["mailq", "postqueue", "postcat", "postconf"] {
+    for name in [
+        "mailq",
+        "postqueue",
+        "postcat",
+        "postconf",
+        "sendmail",
+        "postmap",
+    ] {
         std::os::unix::fs::symlink(crate::common::BIN, p.dir.path().join(name)).unwrap();
     }
     let link = |name: &str, args: &[&str]| {
@@ -195,6 +202,16 @@ fn commands_answer_to_their_link_names() {
     assert_eq!(
         String::from_utf8_lossy(&link("postconf", &["myhostname"]).stdout),
         "myhostname = mx.test.example\n"
+    );
+    let bv = link("sendmail", &["-bv", "x@remote.example"]);
+    assert!(
+        String::from_utf8_lossy(&bv.stdout).contains("<x@remote.example>: undeliverable: 4.4.1"),
+        "sendmail through its link: {}",
+        String::from_utf8_lossy(&bv.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&link("postmap", &["-q", "k", "inline:{ k=v }"]).stdout),
+        "v\n"
     );
     let bad = p.run(&["postcat", "-q", "../../etc/passwd"]);
     assert!(!bad.status.success());

@@ -7,7 +7,8 @@ use std::process::{Command, Output, Stdio};
 use crate::common::{BIN, Postern, merge};
 use crate::peer::{Behaviour, Peer};
 
-fn sendmail(p: &Postern, args: &[&str], input: &str) -> Output {
+/// Runs `postern sendmail` for `p` as user "cron", `input` on standard input.
+pub fn sendmail(p: &Postern, args: &[&str], input: &str) -> Output {
     let mut child = Command::new(BIN)
         .arg("sendmail")
         .arg("-c")

@@ -48,6 +48,20 @@ pub struct Format {
     pub dot_stuff: bool,
 }
 
+impl Format {
+    /// A mailbox's format: mbox (the `From ` line, `>From ` quoting, a
+    /// blank line after) or a maildir file; LF line ends either way.
+    pub fn mailbox(maildir: bool, sender: &str) -> Format {
+        Format {
+            from_line: (!maildir).then(|| from_line(sender)),
+            from_quote: !maildir,
+            lf: true,
+            trailing_blank: !maildir,
+            dot_stuff: false,
+        }
+    }
+}
+
 /// `From sender Www Mmm dd hh:mm:ss yyyy`.
 pub fn from_line(sender: &str) -> String {
     let sender = if sender.is_empty() {

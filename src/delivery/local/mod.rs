@@ -198,6 +198,15 @@ pub(super) fn producer(spool: PathBuf, prepend: Vec<String>, format: Format) -> 
     })
 }
 
+fn no_owner(state: &mut State<'_>, address: &Address) {
+    state.record(
+        address,
+        Status::Deferred,
+        "4.3.0",
+        "no user to run as".into(),
+    );
+}
+
 fn allowed(list: &[String], class: Class) -> bool {
     list.iter().any(|c| c == class.name())
 }
@@ -402,13 +411,9 @@ impl LocalAgent {
                 format!("mail to {what} is restricted"),
             );
         };
+        // An :include: file is read like an alias; the commands and files
+        // it names are allowed only with "include" in allow_mail_to_*.
         if let Some(path) = target.strip_prefix(":include:") {
-            if !allowed(&self.cfg.allow_files, Class::Include)
-                && !allowed(&self.cfg.allow_commands, Class::Include)
-                && class != Class::Alias
-            {
-                return refuse(state, "included files");
-            }
             match std::fs::read_to_string(path.trim()) {
                 Ok(text) => {
                     let joined = text
@@ -443,12 +448,7 @@ impl LocalAgent {
                 return refuse(state, "commands");
             }
             let Some(owner) = owner.or_else(|| self.self_owner()) else {
-                return state.record(
-                    address,
-                    Status::Deferred,
-                    "4.3.0",
-                    "no user to run as".into(),
-                );
+                return no_owner(state, address);
             };
             let ended = self.run_command(state, address, cmd.trim(), &owner).await;
             let text = if ended.status == Status::Sent {
@@ -463,12 +463,7 @@ impl LocalAgent {
                 return refuse(state, "files");
             }
             let Some(owner) = owner.or_else(|| self.self_owner()) else {
-                return state.record(
-                    address,
-                    Status::Deferred,
-                    "4.3.0",
-                    "no user to run as".into(),
-                );
+                return no_owner(state, address);
             };
             let path = PathBuf::from(target);
             let (status, dsn, text) = self
@@ -568,13 +563,7 @@ impl LocalAgent {
         owner: &Owner,
     ) -> (Status, &'static str, Option<String>) {
         let sender = state.request.envelope.sender.to_string();
-        let format = Format {
-            from_line: (!maildir).then(|| mailbox::from_line(&sender)),
-            from_quote: !maildir,
-            lf: true,
-            trailing_blank: !maildir,
-            dot_stuff: false,
-        };
+        let format = Format::mailbox(maildir, &sender);
         let write = producer(
             state.request.spool_path.clone(),
             self.headers(state, to),
@@ -694,13 +683,7 @@ impl LocalAgent {
             ret: original.ret,
             envid: original.envid.clone(),
             smtputf8: original.smtputf8,
-            client: ClientInfo {
-                name: "localhost".into(),
-                addr: String::new(),
-                helo: None,
-                protocol: "local".into(),
-                uid: None,
-            },
+            client: ClientInfo::local(None),
             filter: None,
         };
         let mut message = self.cleanup.open(envelope, Source::Internal).await?;
