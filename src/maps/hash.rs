@@ -4,10 +4,12 @@
 //! lines joined, comments gone), written beside the source and renamed
 //! into place, so a reader never sees half a table.
 //!
-//! `hash:/etc/aliases` with neither the source nor the `.db` present is an
-//! empty table (with a warning), so a host without an aliases file still
-//! delivers; a source without its `.db` is an error naming the command to
-//! run, as is a `.db` that is not ours.
+//! Where Postfix would fail, postern goes on with a warning: with neither
+//! the source nor the `.db` present the table is empty (a host without
+//! `/etc/aliases` still delivers), and a source whose `.db` is missing or
+//! was built by another program (Berkeley DB from Postfix's newaliases) is
+//! read directly until `postmap`/`postalias` builds it. Such a source is
+//! read as `/etc/aliases` syntax when its first entry is `name: ...`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,8 +65,8 @@ pub fn build(source: &Path, format: Format) -> Result<usize, MapError> {
 pub(super) fn load(db: &Path) -> Result<Box<dyn Map>, MapError> {
     let name = db.display().to_string();
     let source = source_of(db);
-    let text = match std::fs::read_to_string(db) {
-        Ok(text) => text,
+    let text = match std::fs::read(db) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !source.exists() => {
             tracing::warn!(
                 "hash:{}: neither the table nor its source exists; using an empty table",
@@ -73,19 +75,16 @@ pub(super) fn load(db: &Path) -> Result<Box<dyn Map>, MapError> {
             return Ok(Box::new(MemoryMap::default()));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(MapError::Syntax(
-                name,
-                format!(
-                    "not built; run \"postern postmap {0}\" (or postalias for aliases)",
-                    source.display()
-                ),
-            ));
+            return from_source(&source, &name, "has not been built");
         }
         Err(e) => return Err(MapError::Io(name, e)),
     };
-    let body = text
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| MapError::Syntax(name.clone(), "not a table built by postmap".into()))?;
+    let Some(body) = text
+        .strip_prefix(MAGIC.as_bytes())
+        .and_then(|b| std::str::from_utf8(b).ok())
+    else {
+        return from_source(&source, &name, "was not built by postern");
+    };
     let newer = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if let (Some(src), Some(compiled)) = (newer(&source), newer(db))
         && src > compiled
@@ -103,6 +102,30 @@ pub(super) fn load(db: &Path) -> Result<Box<dyn Map>, MapError> {
     Ok(Box::new(map))
 }
 
+/// Reads the source of a table whose compiled form is unusable.
+fn from_source(source: &Path, db: &str, why: &str) -> Result<Box<dyn Map>, MapError> {
+    let text = std::fs::read_to_string(source)
+        .map_err(|e| MapError::Io(source.display().to_string(), e))?;
+    let aliases = text::logical_lines(&text)
+        .ok()
+        .and_then(|lines| lines.into_iter().next())
+        .and_then(|(_, first)| first.split_whitespace().next().map(|t| t.ends_with(':')))
+        .unwrap_or(false);
+    let format = if aliases {
+        Format::Aliases
+    } else {
+        Format::KeyValue
+    };
+    tracing::warn!(
+        "{db} {why}; reading {} directly until \"postern {}\" builds it",
+        source.display(),
+        if aliases { "postalias" } else { "postmap" }
+    );
+    text::parse(&text, format)
+        .map(|m| Box::new(m) as Box<dyn Map>)
+        .map_err(|e| MapError::Syntax(source.display().to_string(), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,8 +137,12 @@ mod tests {
         let source = dir.path().join("transport");
         std::fs::write(&source, "Example.com smtp:[10.0.0.1]\n# c\nlong a\n  b\n").unwrap();
         let spec = format!("hash:{}", source.display());
-        let err = open(&spec).unwrap_err().to_string();
-        assert!(err.contains("run \"postern postmap"), "{err}");
+        let unbuilt = open(&spec).unwrap();
+        assert_eq!(
+            unbuilt.lookup("example.com").as_deref(),
+            Some("smtp:[10.0.0.1]"),
+            "the source is read while the table is not built"
+        );
         assert_eq!(build(&source, Format::KeyValue).unwrap(), 2);
         let map = open(&spec).unwrap();
         assert_eq!(
@@ -130,7 +157,12 @@ mod tests {
         assert_eq!(map.lookup("root").as_deref(), Some("admin, \"|/bin/x\""));
         let missing = open(&format!("hash:{}", dir.path().join("none").display())).unwrap();
         assert_eq!(missing.lookup("x"), None);
-        std::fs::write(db_path(&dir.path().join("alien")), "garbage").unwrap();
-        assert!(open(&format!("hash:{}", dir.path().join("alien").display())).is_err());
+        // A Berkeley DB file from another MTA: the source is read instead,
+        // in alias syntax when it looks like an aliases file.
+        let alien = dir.path().join("alien");
+        std::fs::write(&alien, "postmaster: root\n").unwrap();
+        std::fs::write(db_path(&alien), b"\0\x06\x15\x61 binary").unwrap();
+        let map = open(&format!("hash:{}", alien.display())).unwrap();
+        assert_eq!(map.lookup("postmaster").as_deref(), Some("root"));
     }
 }

@@ -32,6 +32,9 @@ struct Destination {
     window: usize,
     failed_cohorts: u32,
     dead: Option<(Instant, String)>,
+    /// The destination is in the round-robin ring (kept here so that
+    /// queueing a job is not a search of the ring).
+    in_ring: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -95,6 +98,7 @@ impl Scheduler {
                 window: initial,
                 failed_cohorts: 0,
                 dead: None,
+                in_ring: false,
             });
         match &dest.dead {
             Some((until, reason)) if *until > now => {
@@ -109,7 +113,8 @@ impl Scheduler {
             }
             None => {}
         }
-        if dest.jobs.is_empty() && !self.ring.contains(&job.key) {
+        if !dest.in_ring {
+            dest.in_ring = true;
             self.ring.push_back(job.key.clone());
         }
         dest.jobs.push_back(job);
@@ -124,13 +129,19 @@ impl Scheduler {
                 continue;
             };
             if dest.jobs.is_empty() {
+                dest.in_ring = false;
+                if dest.active == 0 && dest.dead.is_none() {
+                    self.destinations.remove(&route);
+                }
                 continue;
             }
             let alive = dest.dead.as_ref().is_none_or(|(until, _)| *until <= now);
             if alive && dest.active < dest.window {
                 let job = dest.jobs.pop_front();
                 dest.active += 1;
-                if !dest.jobs.is_empty() {
+                if dest.jobs.is_empty() {
+                    dest.in_ring = false;
+                } else {
                     self.ring.push_back(route);
                 }
                 return job;
@@ -161,7 +172,8 @@ impl Scheduler {
                 deferred.extend(dest.jobs.drain(..));
             }
         }
-        if dest.jobs.is_empty() && dest.active == 0 && dest.dead.is_none() {
+        // A destination still in the ring is removed when the ring reaches it.
+        if dest.jobs.is_empty() && dest.active == 0 && dest.dead.is_none() && !dest.in_ring {
             self.destinations.remove(route);
         }
         deferred
@@ -229,6 +241,29 @@ mod tests {
                 "slow.example",
                 "slow.example"
             ]
+        );
+    }
+
+    #[test]
+    fn a_destination_is_in_the_ring_once() {
+        let mut s = Scheduler::new_default(limits(1, 1));
+        let now = Instant::now();
+        s.push(job(0, "a.example"), now).unwrap();
+        let first = s.next(now).unwrap();
+        s.push(job(1, "a.example"), now).unwrap();
+        s.push(job(2, "a.example"), now).unwrap();
+        assert!(s.next(now).is_none(), "window of 1 is full");
+        s.done(&first.key, true, "", now);
+        assert_eq!(s.ring.len(), 1);
+        let second = s.next(now).unwrap();
+        s.done(&second.key, true, "", now);
+        let third = s.next(now).unwrap();
+        s.done(&third.key, true, "", now);
+        assert!(s.next(now).is_none());
+        assert_eq!(s.load(), (0, 0));
+        assert!(
+            s.destinations.is_empty() && s.ring.is_empty(),
+            "nothing left behind"
         );
     }
 

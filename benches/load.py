@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Side-by-side load benchmark: postern and Postfix, each relaying what
+Postfix's smtp-source sends to Postfix's smtp-sink, on loopback.
+
+For every case and every run, each MTA gets a fresh queue directory, a fresh
+sink and the same smtp-source load; runs alternate between the two MTAs and
+the medians are reported, with the ratio postern/Postfix from the same run.
+
+Measured per run:
+  accepted/s   messages / time until smtp-source has had every 250
+  e2e/s        messages / time until the sink has received every message
+  cpu ms/msg   CPU time of the MTA's whole process tree (getrusage of a
+               wrapper process that waits for the MTA), per message
+  peak MB      peak resident memory of the MTA's process tree (sum of RSS
+               of every process of it, sampled every 20 ms)
+  idle MB      the same, after start and before the load
+
+Both MTAs sync the queue file before answering 250 (Postfix's default;
+postern always). Run as root (Postfix's master needs it): benches/load.sh.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+CASES = {
+    "4k": dict(size=4096, msgs=4000, rcpts=1, reuse=False),
+    "4k-reuse": dict(size=4096, msgs=4000, rcpts=1, reuse=True),
+    "100k": dict(size=102400, msgs=1500, rcpts=1, reuse=False),
+    "10rcpt": dict(size=4096, msgs=1500, rcpts=10, reuse=False),
+}
+SESSIONS = 20
+DEADLINE = 300  # seconds a run may take, at most
+
+# Runs a command and reports the CPU time of its whole tree when it ends.
+WRAPPER = r"""
+import json, resource, subprocess, sys
+p = subprocess.run(sys.argv[2:])
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write(json.dumps({"cpu": r.ru_utime + r.ru_stime}))
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, deadline=30):
+    end = time.time() + deadline
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(512).startswith(b"220"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing answers on port {port}")
+
+
+def descendants(root):
+    """The pids of root and everything below it."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def tree_rss(root):
+    total = 0
+    for pid in descendants(root):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+class Sampler(threading.Thread):
+    """Peak RSS of a process tree until stopped."""
+
+    def __init__(self, root):
+        super().__init__(daemon=True)
+        self.root, self.peak, self.running = root, 0, True
+
+    def run(self):
+        while self.running:
+            self.peak = max(self.peak, tree_rss(self.root))
+            time.sleep(0.02)
+
+    def stop(self):
+        self.running = False
+        self.join()
+        return self.peak
+
+
+class Sink:
+    """smtp-sink on loopback, counting what arrives."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.count = 0
+        self.proc = subprocess.Popen(
+            ["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{self.port}", "1024"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_port(self.port)
+
+    def _read(self):
+        buf = b""
+        while True:
+            chunk = self.proc.stdout.read1(4096)
+            if not chunk:
+                return
+            buf += chunk
+            for m in re.finditer(rb"mesg=(\d+)", buf):
+                self.count = int(m.group(1))
+            buf = buf[-64:]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Mta:
+    """One MTA instance in its own directory, started under the CPU wrapper."""
+
+    def __init__(self, root, sink_port):
+        self.root = root
+        self.port = free_port()
+        self.sink_port = sink_port
+        self.cpu_file = os.path.join(root, "cpu.json")
+
+    def start(self):
+        self.wrapper = subprocess.Popen(
+            [sys.executable, "-c", WRAPPER, self.cpu_file] + self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.root, "stderr"), "w"),
+        )
+        wait_port(self.port)
+
+    def finish(self):
+        """Stops the MTA; returns its CPU seconds."""
+        self.stop()
+        try:
+            self.wrapper.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            for pid in reversed(descendants(self.wrapper.pid)):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            self.wrapper.wait()
+        with open(self.cpu_file) as f:
+            return json.load(f)["cpu"]
+
+
+class Postern(Mta):
+    name = "postern"
+
+    def __init__(self, root, sink_port, binary):
+        super().__init__(root, sink_port)
+        self.binary = binary
+        os.makedirs(os.path.join(root, "conf"))
+        with open(os.path.join(root, "conf", "postern.toml"), "w") as f:
+            f.write(
+                "\n".join(
+                    [
+                        f'queue_directory = "{root}/queue"',
+                        f'smtpd_listen = "127.0.0.1:{self.port}"',
+                        'admin_listen = "127.0.0.1:0"',
+                        f'maillog_file = "{root}/maillog"',
+                        'myhostname = "bench.localdomain"',
+                        'mydestination = ""',
+                        f'relayhost = "[127.0.0.1]:{sink_port}"',
+                        'smtp_tls_security_level = "none"',
+                        "",
+                    ]
+                )
+            )
+
+    def command(self):
+        return [self.binary, "start", "-c", f"{self.root}/conf"]
+
+    def stop(self):
+        subprocess.run(
+            [self.binary, "stop", "-c", f"{self.root}/conf"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+POSTFIX_SERVICES = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class Postfix(Mta):
+    name = "postfix"
+
+    def __init__(self, root, sink_port):
+        super().__init__(root, sink_port)
+        self.conf = os.path.join(root, "conf")
+        os.makedirs(self.conf)
+        main = f"""\
+compatibility_level = 3.6
+queue_directory = {root}/queue
+data_directory = {root}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = bench.localdomain
+mydestination =
+relayhost = [127.0.0.1]:{sink_port}
+mynetworks = 127.0.0.0/8
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+maillog_file = {root}/maillog
+alias_maps =
+alias_database =
+local_recipient_maps =
+"""
+        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+            f.write(main)
+        with open(os.path.join(self.conf, "master.cf"), "w") as f:
+            f.write(f"127.0.0.1:{self.port} inet n - n - - smtpd\n" + POSTFIX_SERVICES)
+        for d in ("queue", "data"):
+            os.makedirs(os.path.join(root, d))
+        shutil.chown(os.path.join(root, "data"), "postfix")
+        os.chmod(root, 0o755)
+
+    def command(self):
+        return ["postfix", "-c", self.conf, "start-fg"]
+
+    def stop(self):
+        subprocess.run(
+            ["postfix", "-c", self.conf, "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+def run_once(kind, case, binary, workdir):
+    root = tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir)
+    os.chmod(root, 0o755)
+    sink = Sink()
+    mta = Postern(root, sink.port, binary) if kind == "postern" else Postfix(root, sink.port)
+    try:
+        mta.start()
+        time.sleep(1)
+        idle = tree_rss(mta.wrapper.pid)
+        sampler = Sampler(mta.wrapper.pid)
+        sampler.start()
+        args = ["smtp-source", "-s", str(SESSIONS), "-m", str(case["msgs"])]
+        args += ["-l", str(case["size"]), "-f", "load@source.example", "-t", "sink@sink.example"]
+        if case["rcpts"] > 1:
+            args += ["-r", str(case["rcpts"])]
+        if case["reuse"]:
+            args.append("-d")
+        start = time.time()
+        subprocess.run(args + [f"127.0.0.1:{mta.port}"], check=True, timeout=DEADLINE)
+        accepted = time.time() - start
+        end = start + DEADLINE
+        while sink.count < case["msgs"] and time.time() < end:
+            time.sleep(0.01)
+        delivered = time.time() - start
+        peak = sampler.stop()
+        if sink.count < case["msgs"]:
+            raise RuntimeError(f"{kind}: the sink got {sink.count} of {case['msgs']}")
+        cpu = mta.finish()
+    finally:
+        sink.stop()
+        try:
+            mta.finish()
+        except Exception:
+            pass
+    shutil.rmtree(root, ignore_errors=True)
+    n = case["msgs"]
+    return {
+        "accepted": n / accepted,
+        "e2e": n / delivered,
+        "cpu_ms": cpu * 1000 / n,
+        "peak_mb": peak / 2**20,
+        "idle_mb": idle / 2**20,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default="target/release/postern")
+    parser.add_argument("--runs", type=int, default=3, help="runs per MTA and case (medians)")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply message counts")
+    args = parser.parse_args()
+    binary = os.path.abspath(args.binary)
+    workdir = tempfile.mkdtemp(prefix="postern-load-")
+    os.chmod(workdir, 0o755)
+    results = {}
+    try:
+        for name in args.cases.split(","):
+            case = dict(CASES[name])
+            case["msgs"] = max(100, int(case["msgs"] * args.scale))
+            runs = {"postern": [], "postfix": []}
+            for i in range(args.runs):
+                order = ("postern", "postfix") if i % 2 == 0 else ("postfix", "postern")
+                for kind in order:
+                    r = run_once(kind, case, binary, workdir)
+                    runs[kind].append(r)
+                    print(f"  {name} run {i + 1} {kind}: " + ", ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
+            results[name] = {
+                kind: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for kind, rs in runs.items()
+            }
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(f"{'case':10} {'metric':12} {'postern':>10} {'postfix':>10} {'ratio':>8}")
+    for name, r in results.items():
+        for metric in ("accepted", "e2e", "cpu_ms", "peak_mb", "idle_mb"):
+            a, b = r["postern"][metric], r["postfix"][metric]
+            ratio = a / b if b else float("nan")
+            print(f"{name:10} {metric:12} {a:10.2f} {b:10.2f} {ratio:8.2f}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
