@@ -75,8 +75,14 @@ async fn handle(stream: UnixStream, deps: &ControlDeps) -> std::io::Result<()> {
         },
     };
     let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
+    drop(response);
     out.push(b'\n');
+    let big = out.len() > 1 << 20;
     write.write_all(&out).await?;
+    drop(out);
+    if big {
+        crate::store::release_memory();
+    }
     write.shutdown().await
 }
 

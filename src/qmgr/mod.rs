@@ -263,7 +263,7 @@ pub struct Flush;
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Scanned(Vec<crate::store::Entry>);
+struct Scanned(Vec<(QueueId, QueueName, i64)>);
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -330,7 +330,7 @@ impl Qmgr {
         let store = self.deps.store.clone();
         let addr = ctx.address();
         tokio::spawn(async move {
-            match tokio::task::spawn_blocking(move || store.list()).await {
+            match tokio::task::spawn_blocking(move || store.schedule()).await {
                 Ok(Ok(entries)) => addr.do_send(Scanned(entries)),
                 Ok(Err(e)) => {
                     tracing::warn!("queue scan: {e}");
@@ -801,22 +801,25 @@ impl Handler<Scanned> for Qmgr {
     fn handle(&mut self, msg: Scanned, ctx: &mut Context<Self>) {
         self.scanning = false;
         self.last_scan = Some(Instant::now());
-        for entry in msg.0 {
-            if self.known.contains(&entry.queue_id) {
+        let found = msg.0.len();
+        for (id, queue, next_attempt) in msg.0 {
+            if self.known.contains(&id) {
                 continue;
             }
-            match entry.state.queue {
+            match queue {
                 QueueName::Incoming | QueueName::Active => {
-                    self.known.insert(entry.queue_id.clone());
-                    self.incoming.push_back(entry.queue_id);
+                    self.known.insert(id.clone());
+                    self.incoming.push_back(id);
                 }
                 QueueName::Deferred => {
-                    self.known.insert(entry.queue_id.clone());
-                    self.deferred
-                        .insert((entry.state.next_attempt, entry.queue_id));
+                    self.known.insert(id.clone());
+                    self.deferred.insert((next_attempt, id));
                 }
                 QueueName::Hold | QueueName::Corrupt => {}
             }
+        }
+        if found > 10_000 {
+            crate::store::release_memory();
         }
         self.tick(ctx);
     }

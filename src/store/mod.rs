@@ -131,6 +131,8 @@ pub struct Store {
     rebuilt: bool,
     /// Counts, bytes and ages per queue, for metrics.
     index: std::sync::Mutex<index::QueueIndex>,
+    /// Group commit of the spool directory.
+    spool_sync: GroupSync,
 }
 
 fn indexed(state: &MessageState) -> index::Indexed {
@@ -141,6 +143,21 @@ fn indexed(state: &MessageState) -> index::Indexed {
     }
 }
 
+/// Gives memory freed after a pass over a big queue (a scan, a listing)
+/// back to the system: the allocator keeps it in its arenas otherwise.
+pub fn release_memory() {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The most memory sled may use for its page cache.
+const SLED_CACHE_BYTES: u64 = 32 << 20;
+
+/// Subdirectories of `tmp/` that new queue files are spread over.
+pub const TMP_BUCKETS: usize = 16;
+
 const DIRS: &[&str] = &[
     "tmp", "spool", "corrupt", "maildrop", "state", "pid", "private",
 ];
@@ -150,7 +167,14 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         Store::prepare(root)?;
         let state_dir = root.join("state");
-        let (db, rebuilt) = match sled::Config::new().path(&state_dir).open() {
+        let config = || {
+            // sled caches up to 1 GiB by default; queue state is small and
+            // the spool holds the truth, so a modest cache serves.
+            sled::Config::new()
+                .path(&state_dir)
+                .cache_capacity(SLED_CACHE_BYTES)
+        };
+        let (db, rebuilt) = match config().open() {
             Ok(db) => (db, false),
             Err(sled::Error::Corruption { .. }) | Err(sled::Error::ReportableBug(_)) => {
                 let aside = root.join(format!(
@@ -158,7 +182,7 @@ impl Store {
                     chrono::Utc::now().format("%Y%m%d%H%M%S")
                 ));
                 fs::rename(&state_dir, &aside).map_err(io_at(&state_dir))?;
-                (sled::Config::new().path(&state_dir).open()?, true)
+                (config().open()?, true)
             }
             Err(e) => return Err(e.into()),
         };
@@ -169,6 +193,7 @@ impl Store {
             queue,
             rebuilt,
             index: Default::default(),
+            spool_sync: GroupSync::default(),
         };
         store.reindex()?;
         Ok(store)
@@ -205,6 +230,20 @@ impl Store {
                 .create(&dir)
                 .map_err(io_at(&dir))?;
         }
+        for bucket in 0..TMP_BUCKETS {
+            let dir = root.join("tmp").join(format!("{bucket:x}"));
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(io_at(&dir))?;
+        }
         for (dir, mode) in [(root.to_path_buf(), 0o755), (root.join("maildrop"), 0o1733)] {
             fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(io_at(&dir))?;
         }
@@ -215,8 +254,16 @@ impl Store {
         &self.root
     }
 
+    /// Where a queue file is written before its commit: one of
+    /// [`TMP_BUCKETS`] subdirectories of `tmp/`, so that concurrent
+    /// sessions do not all wait for the lock of one directory to create
+    /// their files.
     pub fn tmp_path(&self, id: &QueueId) -> PathBuf {
-        self.root.join("tmp").join(id.as_str())
+        let bucket = id.as_str().bytes().last().unwrap_or(0) as usize % TMP_BUCKETS;
+        self.root
+            .join("tmp")
+            .join(format!("{bucket:x}"))
+            .join(id.as_str())
     }
 
     pub fn spool_path(&self, id: &QueueId) -> PathBuf {
@@ -233,12 +280,14 @@ impl Store {
     ) -> Result<MessageState, StoreError> {
         let id = finished.queue_id.clone();
         let target = self.spool_path(&id);
-        if let Some(file) = finished.file.take() {
-            file.sync_all().map_err(io_at(&finished.path))?;
-        }
+        finished.write_and_sync().map_err(io_at(&finished.path))?;
         fs::rename(&finished.path, &target).map_err(io_at(&target))?;
         finished.disarm();
-        sync_dir(&self.root.join("spool"))?;
+        // One directory sync serves every commit that renamed before it
+        // began (group commit).
+        self.spool_sync
+            .sync(&self.root.join("spool"))
+            .map_err(io_at(&self.root.join("spool")))?;
         let mut state = MessageState::incoming(envelope, finished.content_len);
         state.queue = queue;
         self.put(&id, &state)?;
@@ -288,6 +337,30 @@ impl Store {
             entries.push(Entry { queue_id, state });
         }
         Ok(entries)
+    }
+
+    /// What qmgr's queue scan needs of every message: its queue and next
+    /// attempt, read without building the rest of the state (a scan of
+    /// 100,000 messages stays small).
+    pub fn schedule(&self) -> Result<Vec<(QueueId, QueueName, i64)>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Brief {
+            queue: QueueName,
+            #[serde(default)]
+            next_attempt: i64,
+        }
+        let mut out = Vec::with_capacity(self.queue.len());
+        for item in self.queue.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let Ok(id) = QueueId::parse(&key) else {
+                continue;
+            };
+            let brief: Brief =
+                serde_json::from_slice(&value).map_err(|e| StoreError::Decode(key, e))?;
+            out.push((id, brief.queue, brief.next_attempt));
+        }
+        Ok(out)
     }
 
     /// Opens a message's queue file.
@@ -357,7 +430,15 @@ impl Store {
         let tmp = self.root.join("tmp");
         for entry in fs::read_dir(&tmp).map_err(io_at(&tmp))? {
             let entry = entry.map_err(io_at(&tmp))?;
-            if fs::remove_file(entry.path()).is_ok() {
+            let path = entry.path();
+            if path.is_dir() {
+                for inner in fs::read_dir(&path).map_err(io_at(&path))? {
+                    let inner = inner.map_err(io_at(&path))?;
+                    if fs::remove_file(inner.path()).is_ok() {
+                        report.tmp_removed += 1;
+                    }
+                }
+            } else if fs::remove_file(&path).is_ok() {
                 report.tmp_removed += 1;
             }
         }
@@ -416,6 +497,61 @@ impl Store {
 }
 
 /// fsync on a directory, so a rename in it survives a crash.
+/// Group commit of a directory: callers that renamed a file into the
+/// directory ask for a sync; one sync that starts after a caller's request
+/// covers it, so concurrent commits share syncs instead of queueing one
+/// each behind the other.
+#[derive(Default)]
+pub struct GroupSync {
+    state: std::sync::Mutex<SyncState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    requested: u64,
+    completed: u64,
+    running: bool,
+    /// A failed sync fails every request it was to cover.
+    failed_upto: u64,
+    error: Option<(std::io::ErrorKind, String)>,
+}
+
+impl GroupSync {
+    pub fn sync(&self, dir: &Path) -> std::io::Result<()> {
+        let lock_err = |_| std::io::Error::other("directory sync lock poisoned");
+        let mut st = self.state.lock().map_err(lock_err)?;
+        st.requested += 1;
+        let mine = st.requested;
+        loop {
+            if st.completed >= mine {
+                if mine <= st.failed_upto
+                    && let Some((kind, text)) = &st.error
+                {
+                    return Err(std::io::Error::new(*kind, text.clone()));
+                }
+                return Ok(());
+            }
+            if !st.running {
+                st.running = true;
+                let upto = st.requested;
+                drop(st);
+                let result = fs::File::open(dir).and_then(|d| d.sync_all());
+                st = self.state.lock().map_err(lock_err)?;
+                st.running = false;
+                st.completed = upto;
+                if let Err(e) = &result {
+                    st.failed_upto = upto;
+                    st.error = Some((e.kind(), e.to_string()));
+                }
+                self.done.notify_all();
+                continue;
+            }
+            st = self.done.wait(st).map_err(lock_err)?;
+        }
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())

@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
@@ -56,94 +57,130 @@ pub fn encode(envelope: &Envelope, content: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A queue file being written. Dropped unfinished, it removes itself.
+/// Content up to this size stays in memory until the commit, which then
+/// creates, writes and syncs the file in one go on one thread; larger
+/// messages are streamed to the file as they arrive.
+pub const SPILL_AT: usize = 128 * 1024;
+
+/// A queue file being written. Dropped unfinished, it removes whatever it
+/// wrote.
 pub struct Draft {
     pub queue_id: QueueId,
     path: PathBuf,
+    /// The file, once the message outgrew [`SPILL_AT`].
     out: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    /// Everything written so far while the file does not exist.
+    pending: Vec<u8>,
     crc: crc32fast::Hasher,
     content_len: u64,
 }
 
-/// A written, not yet durable, queue file. Dropped uncommitted, it removes itself.
+/// A written queue file (or one still in memory), not yet durable.
+/// Dropped uncommitted, it removes itself.
 pub struct Finished {
     pub queue_id: QueueId,
     pub content_len: u64,
     pub(super) path: PathBuf,
+    /// The file to sync, when it was streamed.
     pub(super) file: Option<File>,
+    /// The whole file, when it is still in memory.
+    pub(super) bytes: Option<Vec<u8>>,
 }
 
 impl Draft {
-    /// Creates the file and writes the magic and the envelope.
+    /// Starts a queue file with the magic and the envelope.
     pub async fn create(path: PathBuf, envelope: &Envelope) -> io::Result<Draft> {
         let json = serde_json::to_vec(envelope).map_err(io::Error::other)?;
+        let mut pending = Vec::with_capacity(MAGIC.len() + json.len() + 4096);
+        pending.extend_from_slice(MAGIC);
+        pending.extend_from_slice(&json);
+        pending.push(b'\n');
+        Ok(Draft {
+            queue_id: envelope.queue_id.clone(),
+            path,
+            out: None,
+            pending,
+            crc: crc32fast::Hasher::new(),
+            content_len: 0,
+        })
+    }
+
+    /// Moves what is in memory into a file of its own from now on.
+    async fn spill(&mut self) -> io::Result<()> {
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)
+            .open(&self.path)
             .await?;
-        let mut draft = Draft {
-            queue_id: envelope.queue_id.clone(),
-            path,
-            out: Some(tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file)),
-            crc: crc32fast::Hasher::new(),
-            content_len: 0,
-        };
-        let out = draft.writer()?;
-        out.write_all(MAGIC).await?;
-        out.write_all(&json).await?;
-        out.write_all(b"\n").await?;
-        Ok(draft)
-    }
-
-    fn writer(&mut self) -> io::Result<&mut tokio::io::BufWriter<tokio::fs::File>> {
-        self.out
-            .as_mut()
-            .ok_or_else(|| io::Error::other("queue file already finished"))
+        let out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+        let pending = std::mem::take(&mut self.pending);
+        // From here on, dropping the draft must remove the file.
+        self.out = Some(out);
+        if let Some(out) = self.out.as_mut() {
+            out.write_all(&pending).await?;
+        }
+        Ok(())
     }
 
     /// Appends message content.
     pub async fn write(&mut self, content: &[u8]) -> io::Result<()> {
         self.crc.update(content);
         self.content_len += content.len() as u64;
-        self.writer()?.write_all(content).await
+        match self.out.as_mut() {
+            Some(out) => out.write_all(content).await,
+            None => {
+                self.pending.extend_from_slice(content);
+                if self.pending.len() > SPILL_AT {
+                    self.spill().await?;
+                }
+                Ok(())
+            }
+        }
     }
 
     pub fn content_len(&self) -> u64 {
         self.content_len
     }
 
-    /// Writes the trailer and flushes to the kernel (not yet synced).
+    /// Writes the trailer; a streamed file is flushed to the kernel (not
+    /// yet synced).
     pub async fn finish(mut self) -> io::Result<Finished> {
         let trailer = trailer(self.content_len, self.crc.clone().finalize());
         debug_assert_eq!(trailer.len() as u64, TRAILER_LEN);
-        let mut out = self
-            .out
-            .take()
-            .ok_or_else(|| io::Error::other("queue file already finished"))?;
-        let written = async {
-            out.write_all(trailer.as_bytes()).await?;
-            out.flush().await
-        }
-        .await;
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&self.path);
-            return Err(e);
-        }
-        let file = out.into_inner().into_std().await;
+        let (file, bytes) = match self.out.take() {
+            None => {
+                let mut bytes = std::mem::take(&mut self.pending);
+                bytes.extend_from_slice(trailer.as_bytes());
+                (None, Some(bytes))
+            }
+            Some(mut out) => {
+                let written = async {
+                    out.write_all(trailer.as_bytes()).await?;
+                    out.flush().await
+                }
+                .await;
+                if let Err(e) = written {
+                    let _ = std::fs::remove_file(&self.path);
+                    self.path = PathBuf::new();
+                    return Err(e);
+                }
+                (Some(out.into_inner().into_std().await), None)
+            }
+        };
         Ok(Finished {
             queue_id: self.queue_id.clone(),
             content_len: self.content_len,
             path: std::mem::take(&mut self.path),
-            file: Some(file),
+            file,
+            bytes,
         })
     }
 }
 
 impl Drop for Draft {
     fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
+        if self.out.is_some() && !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -151,13 +188,38 @@ impl Drop for Draft {
 
 impl Drop for Finished {
     fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
+        if self.bytes.is_none() && !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
         }
     }
 }
 
 impl Finished {
+    /// Writes an in-memory file out (created, written, synced); a streamed
+    /// one is synced. Either way the file at `path` is durable after this.
+    pub(super) fn write_and_sync(&mut self) -> io::Result<()> {
+        if let Some(bytes) = self.bytes.take() {
+            let written = (|| {
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&self.path)?;
+                io::Write::write_all(&mut file, &bytes)?;
+                file.sync_data()
+            })();
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&self.path);
+                return Err(e);
+            }
+            return Ok(());
+        }
+        match self.file.take() {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
+        }
+    }
+
     /// Marks the file as taken over (renamed into the spool).
     pub(super) fn disarm(&mut self) {
         self.path = PathBuf::new();

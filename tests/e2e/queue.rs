@@ -32,7 +32,13 @@ fn a_crash_during_data_leaves_no_message_and_no_debris() {
     s.cmd("MAIL FROM:<a@c.example>", 250);
     s.cmd("RCPT TO:<b@mx.test.example>", 250);
     s.cmd("DATA", 354);
-    s.send_raw(b"Subject: half\r\n\r\nhalf a message");
+    // Past the size kept in memory until the commit, so a file is being written.
+    s.send_raw(b"Subject: half\r\n\r\n");
+    let line = [b"y".repeat(998), b"\r\n".to_vec()].concat();
+    for _ in 0..200 {
+        s.send_raw(&line);
+    }
+    s.send_raw(b"half a message");
     wait_for("the draft queue file", || {
         (!spool_files(&p.queue_dir().join("tmp")).is_empty()).then_some(())
     });

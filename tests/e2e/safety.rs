@@ -124,10 +124,7 @@ fn message_size_limit_holds_declared_and_undeclared() {
     s.cmd("NOOP", 250);
     assert!(p.queue().is_empty());
     assert!(
-        std::fs::read_dir(p.queue_dir().join("tmp"))
-            .unwrap()
-            .next()
-            .is_none(),
+        crate::common::spool_files(&p.queue_dir().join("tmp")).is_empty(),
         "refused content leaves no file behind"
     );
 }

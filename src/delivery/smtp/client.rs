@@ -800,7 +800,6 @@ async fn quit(conn: &mut Conn, config: &SmtpConfig) {
     }
 }
 
-/// Streams the content from the queue file, dot-stuffed, then `.`.
 /// Streams the content from the queue file, dot-stuffed, then `.`. For a
 /// server without 8BITMIME, 8-bit content is converted to 7-bit first
 /// (`mime.rs`), which needs the message in memory; that path is rare.
@@ -810,31 +809,48 @@ async fn send_content(
     config: &SmtpConfig,
     eight_bit_ok: bool,
 ) -> Result<(), String> {
+    // A small message is read whole with its frame, in one trip to the
+    // blocking pool; a large one is streamed in 64 KiB pieces.
     let path = request.spool_path.clone();
+    let small = crate::store::queue_file::SPILL_AT as u64;
     let frame = tokio::task::spawn_blocking(move || {
-        crate::store::QueueFile::open(&path).map(|f| (f.content_offset, f.content_len))
+        let mut file = crate::store::QueueFile::open(&path)?;
+        let (offset, len) = (file.content_offset, file.content_len);
+        let mut whole = None;
+        if len <= small {
+            let mut bytes = Vec::with_capacity(len as usize);
+            std::io::Read::read_to_end(&mut file.content()?, &mut bytes)?;
+            whole = Some(bytes);
+        }
+        Ok::<_, crate::store::QueueFileError>((offset, len, whole))
     })
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("cannot read queue file: {e}"))?;
-    let (offset, len) = frame;
-    let mut file = tokio::fs::File::open(&request.spool_path)
-        .await
-        .map_err(|e| format!("cannot read queue file: {e}"))?;
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut content = file.take(len);
+    let (offset, len, whole) = frame;
     let mut at_line_start = true;
     let mut last = b'\n';
     let mut output = Vec::with_capacity(66 * 1024);
-    if !eight_bit_ok {
-        let mut whole = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        content
-            .read_to_end(&mut whole)
-            .await
-            .map_err(|e| format!("cannot read queue file: {e}"))?;
-        if super::mime::has_8bit(&whole) {
+    let whole = match whole {
+        Some(bytes) => Some(bytes),
+        None if !eight_bit_ok => {
+            let mut file = tokio::fs::File::open(&request.spool_path)
+                .await
+                .map_err(|e| format!("cannot read queue file: {e}"))?;
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            file.take(len)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|e| format!("cannot read queue file: {e}"))?;
+            Some(bytes)
+        }
+        None => None,
+    };
+    if let Some(mut whole) = whole {
+        if !eight_bit_ok && super::mime::has_8bit(&whole) {
             whole = super::mime::downgrade(&whole);
         }
         for piece in whole.chunks(64 * 1024) {
@@ -844,6 +860,13 @@ async fn send_content(
         }
         last = whole.last().copied().unwrap_or(b'\n');
     } else {
+        let mut file = tokio::fs::File::open(&request.spool_path)
+            .await
+            .map_err(|e| format!("cannot read queue file: {e}"))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut content = file.take(len);
         let mut input = vec![0u8; 64 * 1024];
         loop {
             let n = content
