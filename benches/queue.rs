@@ -10,32 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use postern::mail::{Address, ClientInfo, Envelope, QueueId, Recipient};
+
+mod support;
+use postern::mail::QueueId;
 use postern::qmgr::scheduler::{Job, Limits, Scheduler};
 use postern::rewrite::Route;
 use postern::store::{Draft, QueueName, Store};
 
-fn envelope() -> Envelope {
-    Envelope {
-        queue_id: QueueId::generate(),
-        arrival_time: 0,
-        sender: Address::parse_mailbox("sender@example.com").unwrap(),
-        recipients: vec![Recipient {
-            address: Address::parse_mailbox("rcpt@example.net").unwrap(),
-            notify: None,
-            orcpt: None,
-        }],
-        body: None,
-        ret: None,
-        envid: None,
-        smtputf8: false,
-        client: ClientInfo::local(None),
-        filter: None,
-    }
-}
-
 async fn commit_one(store: Arc<Store>, content: Arc<Vec<u8>>) {
-    let envelope = envelope();
+    let envelope = support::envelope("rcpt@example.net", 0);
     let mut draft = Draft::create(store.tmp_path(&envelope.queue_id), &envelope)
         .await
         .unwrap();

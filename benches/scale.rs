@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use postern::mail::{Address, ClientInfo, Envelope, QueueId, Recipient};
 use postern::store::state::MessageState;
 use postern::store::{QueueName, Store};
+
+mod support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_postern");
 
@@ -141,23 +142,10 @@ fn fill(queue: &Path, n: usize) {
     let content = b"Subject: queued\r\n\r\n".repeat(4096 / 19);
     let later = chrono::Utc::now().timestamp() + 86_400;
     for i in 0..n {
-        let envelope = Envelope {
-            queue_id: QueueId::generate(),
-            arrival_time: chrono::Utc::now().timestamp() - (i as i64 % 86_400),
-            sender: Address::parse_mailbox("sender@example.com").unwrap(),
-            recipients: vec![Recipient {
-                address: Address::parse_mailbox(&format!("rcpt{}@d{}.example", i, i % 500))
-                    .unwrap(),
-                notify: None,
-                orcpt: None,
-            }],
-            body: None,
-            ret: None,
-            envid: None,
-            smtputf8: false,
-            client: ClientInfo::local(None),
-            filter: None,
-        };
+        let envelope = support::envelope(
+            &format!("rcpt{}@d{}.example", i, i % 500),
+            chrono::Utc::now().timestamp() - (i as i64 % 86_400),
+        );
         let bytes = postern::store::queue_file::encode(&envelope, &content).unwrap();
         std::fs::write(store.spool_path(&envelope.queue_id), bytes).unwrap();
         let mut state = MessageState::incoming(&envelope, content.len() as u64);

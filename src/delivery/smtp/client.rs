@@ -834,14 +834,9 @@ async fn send_content(
     let whole = match whole {
         Some(bytes) => Some(bytes),
         None if !eight_bit_ok => {
-            let mut file = tokio::fs::File::open(&request.spool_path)
-                .await
-                .map_err(|e| format!("cannot read queue file: {e}"))?;
-            file.seek(std::io::SeekFrom::Start(offset))
-                .await
-                .map_err(|e| e.to_string())?;
             let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            file.take(len)
+            open_content(&request.spool_path, offset, len)
+                .await?
                 .read_to_end(&mut bytes)
                 .await
                 .map_err(|e| format!("cannot read queue file: {e}"))?;
@@ -860,13 +855,7 @@ async fn send_content(
         }
         last = whole.last().copied().unwrap_or(b'\n');
     } else {
-        let mut file = tokio::fs::File::open(&request.spool_path)
-            .await
-            .map_err(|e| format!("cannot read queue file: {e}"))?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut content = file.take(len);
+        let mut content = open_content(&request.spool_path, offset, len).await?;
         let mut input = vec![0u8; 64 * 1024];
         loop {
             let n = content
@@ -888,6 +877,21 @@ async fn send_content(
         b"\r\n.\r\n"
     };
     send_raw(conn, end, config.data_xfer_timeout).await
+}
+
+/// The content of a queue file, for reading in pieces.
+async fn open_content(
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+) -> Result<tokio::io::Take<tokio::fs::File>, String> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("cannot read queue file: {e}"))?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(file.take(len))
 }
 
 async fn send_raw(conn: &mut Conn, bytes: &[u8], limit: Duration) -> Result<(), String> {
