@@ -414,7 +414,18 @@ impl LocalAgent {
         // An :include: file is read like an alias; the commands and files
         // it names are allowed only with "include" in allow_mail_to_*.
         if let Some(path) = target.strip_prefix(":include:") {
-            match std::fs::read_to_string(path.trim()) {
+            // Read with the rights of whoever the entry belongs to (the
+            // user of a .forward, default_privs for the alias table), so an
+            // entry cannot read a file its owner could not.
+            let file = PathBuf::from(path.trim());
+            let ids = owner.as_ref().map(|o| (o.uid, o.gid));
+            let read = tokio::task::spawn_blocking(move || {
+                let _as_user = ids.map(|(u, g)| privs::FsUser::switch(u, g));
+                std::fs::read_to_string(&file)
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            match read {
                 Ok(text) => {
                     let joined = text
                         .lines()
@@ -478,11 +489,12 @@ impl LocalAgent {
         };
         let Ok(to) = Address::parse_mailbox(name.trim_start_matches('<').trim_end_matches('>'))
         else {
+            let shown: String = name.chars().take(64).collect();
             return state.record(
                 address,
                 Status::Bounced,
                 "5.1.3",
-                format!("bad address syntax: {name:?}"),
+                format!("bad address syntax: {shown:?}"),
             );
         };
         let to = self.rewrite.canonical(&to.qualified(&self.cfg.myorigin));
