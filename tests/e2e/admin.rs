@@ -1,11 +1,9 @@
 //! Queue commands: postsuper -d/-h/-H/-r (with ALL, queue names and IDs on
 //! standard input), postqueue -i and -s, with the daemon up and down.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use crate::common::{BIN, Postern, ids, merge};
+use crate::common::{Postern, ids, merge};
 use crate::peer::{Behaviour, Peer};
 
 /// Everything goes to `peer`, which refuses for now; retries are an hour apart.
@@ -33,24 +31,10 @@ fn accept(peer: &Peer) {
 }
 
 fn postsuper(p: &Postern, args: &[&str], stdin: &str) -> (i32, String) {
-    let mut child = Command::new(BIN)
-        .arg("postsuper")
-        .arg("-c")
-        .arg(p.conf_dir())
-        .args(args)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let all: Vec<&str> = std::iter::once("postsuper")
+        .chain(args.iter().copied())
+        .collect();
+    let out = p.run_with_input(&all, stdin.as_bytes());
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),

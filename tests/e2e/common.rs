@@ -198,15 +198,25 @@ impl Postern {
 
     /// Runs a command of the binary against this instance's configuration.
     pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run postern")
+    }
+
+    /// `postern COMMAND -c CONF ARGS...` with an empty environment.
+    pub fn command(&self, args: &[&str]) -> Command {
         let (cmd, rest) = args.split_first().expect("a command");
-        Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .arg(cmd)
             .arg("-c")
             .arg(self.conf_dir())
             .args(rest)
-            .env_clear()
-            .output()
-            .expect("run postern")
+            .env_clear();
+        command
+    }
+
+    /// Runs a command with `input` on its standard input.
+    pub fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        feed(self.command(args), input)
     }
 
     /// `postqueue -j`, parsed.
@@ -388,6 +398,24 @@ pub fn spool_files(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Runs `command` with `input` on its standard input; all output captured.
+pub fn feed(mut command: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run postern");
+    child
+        .stdin
+        .take()
+        .expect("its input")
+        .write_all(input)
+        .expect("write its input");
+    child.wait_with_output().expect("wait for postern")
 }
 
 /// A plain SMTP client over a real socket.

@@ -1,8 +1,7 @@
 //! Logs as an interface: JSON lines with log_format = json, and postlog
 //! writing into the same log from a script.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::common::{BIN, Postern, wait_for};
 
@@ -71,20 +70,8 @@ fn postlog_writes_in_the_daemon_format() {
     );
     let line = p.wait_log("postern/backup[");
     assert!(line.ends_with("]: warning: disk nearly full"), "{line}");
-    let mut child = Command::new(BIN)
-        .args(["postlog", "-c"])
-        .arg(p.conf_dir())
-        .env_clear()
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"first line\nsecond\rline\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = p.run_with_input(&["postlog"], b"first line\nsecond\rline\n");
+    assert!(out.status.success());
     assert!(p.wait_log("postern/postlog[").ends_with("]: first line"));
     assert!(
         p.wait_log("second?line").contains("postern/postlog["),

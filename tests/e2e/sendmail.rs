@@ -1,33 +1,19 @@
 //! The sendmail command: maildrop while the daemon is down, pickup at
 //! start or at once when it runs, -t with Bcc, and damaged maildrop files.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use crate::common::{BIN, Postern, merge};
+use crate::common::{Postern, feed, merge};
 use crate::peer::{Behaviour, Peer};
 
 /// Runs `postern sendmail` for `p` as user "cron", `input` on standard input.
 pub fn sendmail(p: &Postern, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("sendmail")
-        .arg("-c")
-        .arg(p.conf_dir())
-        .args(args)
-        .env_clear()
-        .env("USER", "cron")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let all: Vec<&str> = std::iter::once("sendmail")
+        .chain(args.iter().copied())
+        .collect();
+    let mut command = p.command(&all);
+    command.env("USER", "cron");
+    feed(command, input.as_bytes())
 }
 
 fn relaying(peer: &Peer) -> Postern {
