@@ -66,6 +66,12 @@ pub enum CleanupError {
 }
 
 impl CleanupError {
+    /// A refusal by policy (a header or body check), logged where it was
+    /// decided, rather than a fault.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, CleanupError::Rejected(_))
+    }
+
     /// The reply a receiver gives for this failure.
     pub fn reply_text(&self) -> (u16, String) {
         match self {

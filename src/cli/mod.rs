@@ -77,10 +77,10 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
     let (name, rest) = if LINK_NAMES.contains(&argv0.as_str()) {
         (argv0, args)
     } else {
-        match args.get(1).map(|a| a.to_string_lossy().into_owned()) {
-            Some(cmd) if !cmd.starts_with('-') => (cmd, args[1..].to_vec()),
-            _ => {
-                eprintln!("{USAGE}");
+        match command_line(&args[1.min(args.len())..]) {
+            Ok((cmd, rest)) => (cmd, rest),
+            Err(why) => {
+                eprintln!("postern: {why}\n\n{USAGE}");
                 return ("postern".into(), Ok(2));
             }
         }
@@ -114,6 +114,38 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
         }
     };
     (name, result)
+}
+
+/// The command and its arguments (the command name first, as clap wants
+/// it). Options before the command are the command's own, as with
+/// Postfix's `postfix -c DIR start`: `postern -c DIR start` is
+/// `postern start -c DIR`.
+fn command_line(args: &[OsString]) -> Result<(String, Vec<OsString>), String> {
+    let mut leading = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let text = arg.to_string_lossy();
+        match text.as_ref() {
+            "-c" => {
+                let dir = rest
+                    .next()
+                    .ok_or("option -c needs a configuration directory")?;
+                leading.extend([arg.clone(), dir.clone()]);
+            }
+            "-h" | "--help" => return Ok(("help".into(), Vec::new())),
+            flag if flag.starts_with("-c") && flag.len() > 2 => leading.push(arg.clone()),
+            flag if flag.starts_with('-') => {
+                return Err(format!("unknown option {flag:?} before the command"));
+            }
+            cmd => {
+                let mut out = vec![arg.clone()];
+                out.extend(leading);
+                out.extend(rest.cloned());
+                return Ok((cmd.to_string(), out));
+            }
+        }
+    }
+    Err("no command given".into())
 }
 
 /// The only option of `start`, `check`, `stop`, `status` and `reload`.

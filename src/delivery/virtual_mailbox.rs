@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use super::local::mailbox::{self, Format, Locks};
+use super::local::mailbox::{self, Locks};
 use super::local::privs;
 use super::{Outcome, Report, Request, Status};
 use crate::config::Config;
@@ -124,33 +124,27 @@ impl VirtualAgent {
         }
         let maildir = relative.ends_with('/');
         let path = self.cfg.base.join(relative);
-        let sender = request.envelope.sender.to_string();
-        let format = Format::mailbox(maildir, &sender);
-        let write = super::local::producer(
-            request.spool_path.clone(),
-            vec![
-                format!("Return-Path: <{sender}>"),
-                format!("Delivered-To: {rcpt}"),
-            ],
-            format,
-        );
-        let limit = self.cfg.size_limit;
         let owner = if privs::is_root() {
             (uid, gid)
         } else {
             // SAFETY: no preconditions.
             unsafe { (libc::geteuid(), libc::getegid()) }
         };
+        let target = mailbox::Target {
+            path,
+            maildir,
+            owner,
+            locks: Locks {
+                fcntl: true,
+                ..Locks::default()
+            },
+            size_limit: self.cfg.size_limit,
+        };
+        let sender = request.envelope.sender.to_string();
+        let recipient = rcpt.to_string();
+        let spool = request.spool_path.clone();
         let done = tokio::task::spawn_blocking(move || {
-            if maildir {
-                mailbox::write_maildir(&path, owner, limit, write)
-            } else {
-                let locks = Locks {
-                    fcntl: true,
-                    ..Locks::default()
-                };
-                mailbox::append_mbox(&path, owner, locks, limit, write)
-            }
+            mailbox::deliver(target, &spool, &sender, &recipient)
         })
         .await;
         match done {

@@ -23,8 +23,9 @@ pub mod regexp;
 pub mod text;
 pub mod unix;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use text::MemoryMap;
@@ -64,10 +65,27 @@ pub trait Map: Send + Sync + std::fmt::Debug {
 }
 
 /// A list of tables, as parameters such as `alias_maps` name them.
-pub type Maps = Vec<Box<dyn Map>>;
+pub type Maps = Vec<Arc<dyn Map>>;
 
-/// Opens `type:name`.
-pub fn open(spec: &str) -> Result<Box<dyn Map>, MapError> {
+/// Tables in use, by `type:name`: a table named by several parameters
+/// (`alias_maps` is also in `local_recipient_maps`) or by several roles is
+/// read once and shared, and says what is wrong with it once.
+static OPENED: Mutex<Option<HashMap<String, Weak<dyn Map>>>> = Mutex::new(None);
+
+/// Opens `type:name`, or shares the table already open under that name.
+pub fn open(spec: &str) -> Result<Arc<dyn Map>, MapError> {
+    let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = opened.get_or_insert_with(HashMap::new);
+    if let Some(table) = cache.get(spec).and_then(Weak::upgrade) {
+        return Ok(table);
+    }
+    let table: Arc<dyn Map> = open_new(spec)?.into();
+    cache.retain(|_, t| t.strong_count() > 0);
+    cache.insert(spec.to_string(), Arc::downgrade(&table));
+    Ok(table)
+}
+
+fn open_new(spec: &str) -> Result<Box<dyn Map>, MapError> {
     let (kind, name) = spec
         .split_once(':')
         .ok_or_else(|| MapError::Type(spec.to_string()))?;
@@ -91,7 +109,7 @@ pub fn open_list(specs: &[String]) -> Result<Maps, MapError> {
 }
 
 /// The first table's answer.
-pub fn lookup(maps: &[Box<dyn Map>], key: &str) -> Option<String> {
+pub fn lookup(maps: &[Arc<dyn Map>], key: &str) -> Option<String> {
     maps.iter().find_map(|m| m.lookup(key))
 }
 
@@ -110,7 +128,7 @@ pub struct Found {
 /// whole address only. `delimiter` is `recipient_delimiter` (empty: no
 /// extensions).
 pub fn lookup_address(
-    maps: &[Box<dyn Map>],
+    maps: &[Arc<dyn Map>],
     address: &Address,
     delimiter: &str,
     local: bool,
@@ -209,7 +227,7 @@ struct Watched {
 struct WatchState {
     checked: Instant,
     modified: Option<SystemTime>,
-    table: std::sync::Arc<dyn Map>,
+    table: Arc<dyn Map>,
     keys: Keys,
 }
 
@@ -219,7 +237,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
 
 impl Watched {
     fn open(path: PathBuf, loader: Loader) -> Result<Watched, MapError> {
-        let table: std::sync::Arc<dyn Map> = loader(&path)?.into();
+        let table: Arc<dyn Map> = loader(&path)?.into();
         let keys = table.keys();
         Ok(Watched {
             state: Mutex::new(WatchState {
@@ -233,7 +251,7 @@ impl Watched {
         })
     }
 
-    fn current(&self) -> Option<std::sync::Arc<dyn Map>> {
+    fn current(&self) -> Option<Arc<dyn Map>> {
         let mut state = self.state.lock().ok()?;
         if state.checked.elapsed() >= RECHECK {
             state.checked = Instant::now();

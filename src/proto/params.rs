@@ -48,12 +48,17 @@ fn split(text: &str) -> impl Iterator<Item = (String, Option<&str>)> {
         })
 }
 
-fn once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), Reply> {
-    if slot.is_some() {
-        return Err(bad(name));
+/// Sets a parameter once. A keyword repeated with the same value is
+/// taken (Python's smtplib adds `SMTPUTF8` itself when a caller already
+/// gave it); a repeat with another value is refused.
+fn once<T: PartialEq>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), Reply> {
+    match slot {
+        Some(old) if *old != value => Err(bad(name)),
+        _ => {
+            *slot = Some(value);
+            Ok(())
+        }
     }
-    *slot = Some(value);
-    Ok(())
 }
 
 impl MailParams {
@@ -76,12 +81,7 @@ impl MailParams {
                     };
                     once(&mut p.body, body, "BODY")?;
                 }
-                ("SMTPUTF8", None) => {
-                    if p.smtputf8 {
-                        return Err(bad("SMTPUTF8"));
-                    }
-                    p.smtputf8 = true;
-                }
+                ("SMTPUTF8", None) => p.smtputf8 = true,
                 ("RET", Some(v)) => {
                     let ret = match v.to_ascii_uppercase().as_str() {
                         "FULL" => Ret::Full,
@@ -153,6 +153,9 @@ mod tests {
         assert_eq!(p.ret, Some(Ret::Headers));
         assert_eq!(p.envid.as_deref(), Some("QQ+1"));
         assert_eq!(MailParams::parse("").unwrap(), MailParams::default());
+        let repeated = MailParams::parse("SMTPUTF8 BODY=8BITMIME SMTPUTF8 SIZE=5 SIZE=5").unwrap();
+        assert!(repeated.smtputf8);
+        assert_eq!(repeated.size, Some(5));
     }
 
     #[test]

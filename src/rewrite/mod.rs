@@ -88,7 +88,7 @@ pub struct Rewrite {
     local_transport: String,
     relay_transport: String,
     default_transport: String,
-    transport_maps: Vec<Box<dyn Map>>,
+    transport_maps: Vec<std::sync::Arc<dyn Map>>,
     virtual_alias_domains: DomainList,
     virtual_mailbox_domains: DomainList,
     virtual_transport: String,

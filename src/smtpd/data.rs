@@ -87,7 +87,11 @@ impl Session {
                     .await
             }
             Err(e) => {
-                tracing::warn!("{}: {e}", self.client_log);
+                // A content check's rejection was logged by cleanup (its
+                // `reject:` line); anything else is a fault worth a warning.
+                if !e.is_refusal() {
+                    tracing::warn!("{}: {e}", self.client_log);
+                }
                 let (code, text) = e.reply_text();
                 self.reply(Reply::new(code, text)).await
             }

@@ -12,7 +12,13 @@ use std::time::{Duration, Instant};
 use postern::control::client::{self, ClientError};
 use postern::control::{Request, Response};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_postern");
+const BUILT: &str = env!("CARGO_BIN_EXE_postern");
+
+/// The binary under test: the one cargo built, or `POSTERN_TEST_BIN` (to
+/// run the suite against another build, e.g. the last release).
+pub fn bin() -> String {
+    std::env::var("POSTERN_TEST_BIN").unwrap_or_else(|_| BUILT.to_string())
+}
 pub const HOST: &str = "mx.test.example";
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -160,7 +166,7 @@ impl Postern {
 
     /// Starts the binary (again) on this instance's directories and waits until it serves.
     pub fn spawn(&mut self) {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.args(["start", "-c"])
             .arg(self.conf_dir())
             .env_clear()
@@ -204,7 +210,7 @@ impl Postern {
     /// `postern COMMAND -c CONF ARGS...` with an empty environment.
     pub fn command(&self, args: &[&str]) -> Command {
         let (cmd, rest) = args.split_first().expect("a command");
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .arg(cmd)
             .arg("-c")

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::common::BIN;
+use crate::common::bin;
 
 fn conf(toml: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -11,7 +11,7 @@ fn conf(toml: &str) -> tempfile::TempDir {
 }
 
 fn postern(dir: &tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(args)
         .arg("-c")
         .arg(dir.path())
@@ -143,7 +143,7 @@ fn check_validates_without_binding() {
 #[test]
 fn the_environment_sets_every_parameter_without_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["postconf", "-n"])
         .env_clear()
         .env("POSTERN_CONFIG_DIR", dir.path())

@@ -709,3 +709,119 @@ fn other_users_submit_through_the_maildrop() {
     assert!(!forged.contains("trusted.example"), "{forged}");
     p.wait_log(&format!("uid={} from=<forger@client.example>", nobody.uid));
 }
+
+/// The owner of a file.
+fn owner_of(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map(|m| m.uid()).unwrap_or(u32::MAX)
+}
+
+/// The only file in a maildir's `new/`, once there is one.
+fn maildir_file(dir: &Path) -> PathBuf {
+    wait_for(&format!("a message in {}", dir.display()), || {
+        std::fs::read_dir(dir.join("new"))
+            .ok()?
+            .flatten()
+            .next()
+            .map(|e| e.path())
+    })
+}
+
+/// As production runs: the daemon as root, its spool readable by root
+/// alone, mailboxes owned by another user. Every kind of delivery that
+/// acts as the recipient — mbox, maildir, `mailbox_command`, virtual
+/// mbox and maildir, a pipe with `user=` — gets the message.
+#[test]
+fn as_root_into_mailboxes_of_other_users() {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs as root)");
+        return;
+    }
+    let nobody = postern::maps::unix::user_by_name("nobody").expect("user nobody");
+    let dir = data_dir();
+    let d = dir.path();
+    let open_dir = |name: &str| {
+        let path = d.join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        path
+    };
+    std::fs::create_dir_all(d.join("spool")).unwrap();
+    let (maildirs, out) = (open_dir("maildirs"), open_dir("out"));
+    let vmail = d.join("vmail");
+    std::fs::create_dir_all(&vmail).unwrap();
+    std::os::unix::fs::chown(&vmail, Some(nobody.uid), Some(nobody.gid)).unwrap();
+    let to = format!("nobody@{HOST}");
+    let send = |p: &Postern, to: &[&str], tag: &str| {
+        p.send(
+            "a@client.example",
+            to,
+            &format!("Subject: {tag}\r\n\r\nfor {tag}\r\n"),
+        )
+    };
+    let spool_is_private = |p: &Postern| {
+        let mode = std::fs::metadata(p.queue_dir().join("spool"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the spool is readable by root alone");
+    };
+
+    // mbox in the spool directory, then a maildir (trailing slash).
+    let p = Postern::start(&local_config(d, ""));
+    spool_is_private(&p);
+    send(&p, &[&to], "mbox");
+    let mbox = d.join("spool/nobody");
+    assert!(wait_file(&mbox, "for mbox").starts_with("From a@client.example "));
+    assert_eq!(owner_of(&mbox), nobody.uid);
+    p.wait_log("to=<nobody@mx.test.example>, relay=local");
+    assert!(!p.log().contains("Permission denied"), "{}", p.log());
+    p.write_config(&local_config(
+        d,
+        &format!("mail_spool_directory = \"{}/\"\n", maildirs.display()),
+    ));
+    assert!(p.run(&["reload"]).status.success());
+    send(&p, &[&to], "maildir");
+    let file = maildir_file(&maildirs.join("nobody"));
+    assert!(read(&file).contains("for maildir"));
+    assert_eq!(owner_of(&file), nobody.uid);
+
+    // mailbox_command, run as the recipient.
+    p.write_config(&local_config(
+        d,
+        &format!("mailbox_command = \"cat > {}/$USER.cmd\"\n", out.display()),
+    ));
+    assert!(p.run(&["reload"]).status.success());
+    send(&p, &[&to], "command");
+    let cmd_out = out.join("nobody.cmd");
+    assert!(wait_file(&cmd_out, "for command").contains("Delivered-To: nobody@"));
+    assert_eq!(owner_of(&cmd_out), nobody.uid);
+    drop(p);
+
+    // Virtual mailboxes as uid 65534 (the usual "vmail" set-up), and a
+    // pipe transport with user=.
+    let p = Postern::start(&format!(
+        "virtual_mailbox_domains = \"virt.example\"\nvirtual_mailbox_base = \"{}\"\nvirtual_mailbox_maps = \"inline:{{ ann@virt.example=ann/, bob@virt.example=bob }}\"\nvirtual_uid_maps = \"static:{}\"\nvirtual_gid_maps = \"static:{}\"\ntransport_maps = \"inline:{{ pipe.example=catpipe: }}\"\n[services.catpipe]\ntype = \"pipe\"\nuser = \"nobody\"\nargv = [\"/bin/sh\", \"-c\", \"cat > {}/pipe.out\"]\n",
+        vmail.display(),
+        nobody.uid,
+        nobody.gid,
+        out.display()
+    ));
+    spool_is_private(&p);
+    send(
+        &p,
+        &["ann@virt.example", "bob@virt.example", "x@pipe.example"],
+        "virtual",
+    );
+    let ann = maildir_file(&vmail.join("ann"));
+    assert!(read(&ann).contains("Delivered-To: ann@virt.example"));
+    assert_eq!(owner_of(&ann), nobody.uid);
+    let bob = vmail.join("bob");
+    assert!(wait_file(&bob, "for virtual").starts_with("From a@client.example "));
+    assert_eq!(owner_of(&bob), nobody.uid);
+    let piped = out.join("pipe.out");
+    assert!(wait_file(&piped, "for virtual").contains("Subject: virtual"));
+    assert_eq!(owner_of(&piped), nobody.uid);
+    p.wait_empty();
+    assert!(!p.log().contains("status=deferred"), "{}", p.log());
+}

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::common::{BIN, Postern, wait_for};
+use crate::common::{Postern, bin, wait_for};
 
 #[test]
 fn json_log_lines_carry_the_same_events() {
@@ -56,7 +56,7 @@ fn json_log_lines_carry_the_same_events() {
 #[test]
 fn postlog_writes_in_the_daemon_format() {
     let p = Postern::start("");
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["postlog", "-c"])
         .arg(p.conf_dir())
         .args(["-t", "backup", "-p", "warning", "disk", "nearly", "full"])
@@ -77,7 +77,7 @@ fn postlog_writes_in_the_daemon_format() {
         p.wait_log("second?line").contains("postern/postlog["),
         "control characters are replaced"
     );
-    let bad = Command::new(BIN)
+    let bad = Command::new(bin())
         .args(["postlog", "-c"])
         .arg(p.conf_dir())
         .args(["-p", "loud", "x"])

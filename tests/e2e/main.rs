@@ -9,6 +9,7 @@ mod peer;
 mod clients;
 mod config;
 mod delivery;
+mod dropin;
 mod local;
 mod logs;
 mod metrics;

@@ -188,7 +188,7 @@ fn commands_answer_to_their_link_names() {
         "sendmail",
         "postmap",
     ] {
-        std::os::unix::fs::symlink(crate::common::BIN, p.dir.path().join(name)).unwrap();
+        std::os::unix::fs::symlink(crate::common::bin(), p.dir.path().join(name)).unwrap();
     }
     let link = |name: &str, args: &[&str]| {
         std::process::Command::new(p.dir.path().join(name))
@@ -227,7 +227,7 @@ fn commands_answer_to_their_link_names() {
 #[test]
 fn a_second_instance_on_the_same_queue_is_refused() {
     let p = Postern::start("");
-    let out = std::process::Command::new(crate::common::BIN)
+    let out = std::process::Command::new(crate::common::bin())
         .args(["start", "-c"])
         .arg(p.conf_dir())
         .env_clear()

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::privs::FsUser;
 use crate::delivery::Status;
+use crate::delivery::command::Producer;
+use crate::store::QueueFile;
 
 /// Why a mailbox delivery did not happen.
 #[derive(Debug)]
@@ -124,6 +126,60 @@ pub fn copy_message(
         put(out, eol)?;
     }
     Ok(written)
+}
+
+/// The message as a delivery writes it: the prepended headers, then the
+/// content of the queue file, which is opened now, with the caller's
+/// rights. A delivery that acts as the recipient opens it before it
+/// switches (the spool is readable only by the daemon), as Postfix's
+/// local and virtual agents do.
+pub fn message(spool: &Path, prepend: Vec<String>, format: Format) -> io::Result<Producer> {
+    let mut file = QueueFile::open(spool).map_err(io::Error::other)?;
+    Ok(Box::new(move |out: &mut dyn Write| {
+        let mut content = file.content()?;
+        copy_message(&mut content, out, &prepend, &format)
+    }))
+}
+
+/// One message for one mailbox: where, as whom, within which limit.
+pub struct Target {
+    /// An mbox file, or a maildir when `maildir`.
+    pub path: PathBuf,
+    pub maildir: bool,
+    /// The user and group the mailbox belongs to.
+    pub owner: (u32, u32),
+    pub locks: Locks,
+    /// Largest mbox file or maildir message (0: no limit).
+    pub size_limit: u64,
+}
+
+/// The headers a delivery adds in front of the message.
+pub fn delivery_headers(sender: &str, recipient: &str) -> Vec<String> {
+    vec![
+        format!("Return-Path: <{sender}>"),
+        format!("Delivered-To: {recipient}"),
+    ]
+}
+
+/// Delivers the queue file `spool` into the target mailbox, with
+/// `Return-Path:` and `Delivered-To:` added: the queue file is opened
+/// first, as the daemon, then the mailbox is written as its owner.
+/// Blocking.
+pub fn deliver(target: Target, spool: &Path, sender: &str, recipient: &str) -> Result<(), Failure> {
+    let format = Format::mailbox(target.maildir, sender);
+    let write = message(spool, delivery_headers(sender, recipient), format)
+        .map_err(|e| Failure::defer("4.3.0", format!("cannot read the queue file: {e}")))?;
+    if target.maildir {
+        write_maildir(&target.path, target.owner, target.size_limit, write)
+    } else {
+        append_mbox(
+            &target.path,
+            target.owner,
+            target.locks,
+            target.size_limit,
+            write,
+        )
+    }
 }
 
 /// Locks taken on an mbox file.

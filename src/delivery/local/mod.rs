@@ -189,13 +189,11 @@ pub(super) fn delivered_to(spool: &Path) -> std::io::Result<HashSet<String>> {
     Ok(found)
 }
 
-/// The message as a delivery writes it: the prepended headers, then the content.
+/// The message for a command's input, opened when the command is fed (by
+/// a thread that keeps the daemon's rights: the command itself runs as
+/// its user in a child process).
 pub(super) fn producer(spool: PathBuf, prepend: Vec<String>, format: Format) -> Producer {
-    Box::new(move |out: &mut dyn Write| {
-        let mut file = QueueFile::open(&spool).map_err(std::io::Error::other)?;
-        let mut content = file.content()?;
-        mailbox::copy_message(&mut content, out, &prepend, &format)
-    })
+    Box::new(move |out: &mut dyn Write| mailbox::message(&spool, prepend, format)?(out))
 }
 
 fn no_owner(state: &mut State<'_>, address: &Address) {
@@ -528,13 +526,6 @@ impl LocalAgent {
         crate::maps::unix::user_by_uid(unsafe { libc::geteuid() }).map(|u| Owner::from(&u))
     }
 
-    fn headers(&self, state: &State<'_>, to: &Address) -> Vec<String> {
-        vec![
-            format!("Return-Path: <{}>", state.request.envelope.sender),
-            format!("Delivered-To: {to}"),
-        ]
-    }
-
     /// `mailbox_command`, else the mbox file or maildir.
     async fn mailbox(&self, state: &mut State<'_>, to: &Address, owner: &Owner) {
         if !self.cfg.mailbox_command.is_empty() {
@@ -575,24 +566,17 @@ impl LocalAgent {
         owner: &Owner,
     ) -> (Status, &'static str, Option<String>) {
         let sender = state.request.envelope.sender.to_string();
-        let format = Format::mailbox(maildir, &sender);
-        let write = producer(
-            state.request.spool_path.clone(),
-            self.headers(state, to),
-            format,
-        );
-        let (path, ids, locks, limit) = (
-            path.to_path_buf(),
-            (owner.uid, owner.gid),
-            self.cfg.locks,
-            self.cfg.mailbox_size_limit,
-        );
+        let recipient = to.to_string();
+        let spool = state.request.spool_path.clone();
+        let target = mailbox::Target {
+            path: path.to_path_buf(),
+            maildir,
+            owner: (owner.uid, owner.gid),
+            locks: self.cfg.locks,
+            size_limit: self.cfg.mailbox_size_limit,
+        };
         let done = tokio::task::spawn_blocking(move || {
-            if maildir {
-                mailbox::write_maildir(&path, ids, limit, write)
-            } else {
-                mailbox::append_mbox(&path, ids, locks, limit, write)
-            }
+            mailbox::deliver(target, &spool, &sender, &recipient)
         })
         .await;
         match done {
@@ -644,7 +628,7 @@ impl LocalAgent {
         };
         let input = producer(
             state.request.spool_path.clone(),
-            self.headers(state, to),
+            mailbox::delivery_headers(&envelope.sender.to_string(), &to.to_string()),
             format,
         );
         command::run(spec, input).await

@@ -40,7 +40,7 @@ pub struct SmtpConfig {
     /// STARTTLS; `None` when the level is `none`.
     pub tls: Option<Arc<tls::Tls>>,
     /// Credentials per nexthop or server name, `user:password`.
-    pub sasl_password_maps: Option<Arc<Vec<Box<dyn crate::maps::Map>>>>,
+    pub sasl_password_maps: Option<Arc<crate::maps::Maps>>,
     pub helo_name: String,
     pub fallback_relay: Vec<String>,
     pub connect_timeout: Duration,
