@@ -28,7 +28,7 @@ fn scrape(c: &mut Criterion) {
         b.iter(|| {
             render(black_box(&Snapshot {
                 index: &index,
-                maildrop: 0,
+                maildrop: &postern::store::index::QueueStats::default(),
                 restarts: &restarts,
                 roles: &roles,
                 now,

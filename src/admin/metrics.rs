@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use crate::store::index::QueueIndex;
+use crate::store::QueueName;
+use crate::store::index::{QueueIndex, QueueStats};
 
 /// The events `postern_messages_total` counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +118,8 @@ pub fn band_labels() -> Vec<String> {
 /// What a scrape shows besides the process-wide counters.
 pub struct Snapshot<'a> {
     pub index: &'a QueueIndex,
-    pub maildrop: u64,
+    /// What waits in the maildrop (not in the store's index).
+    pub maildrop: &'a QueueStats,
     pub restarts: &'a BTreeMap<String, u64>,
     pub roles: &'a [&'a str],
     pub now: i64,
@@ -125,6 +127,11 @@ pub struct Snapshot<'a> {
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Every queue with its statistics, the maildrop first.
+fn queues<'a>(s: &'a Snapshot<'a>) -> impl Iterator<Item = (QueueName, &'a QueueStats)> {
+    std::iter::once((QueueName::Maildrop, s.maildrop)).chain(s.index.queues())
 }
 
 /// The Prometheus text exposition.
@@ -136,7 +143,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "gauge",
         "Messages in each queue.",
     );
-    for (queue, stats) in s.index.queues() {
+    for (queue, stats) in queues(s) {
         let _ = writeln!(
             out,
             "postern_queue_messages{{queue=\"{}\"}} {}",
@@ -144,18 +151,13 @@ pub fn render(s: &Snapshot<'_>) -> String {
             stats.messages
         );
     }
-    let _ = writeln!(
-        out,
-        "postern_queue_messages{{queue=\"maildrop\"}} {}",
-        s.maildrop
-    );
     family(
         &mut out,
         "postern_queue_bytes",
         "gauge",
         "Bytes of message content in each queue.",
     );
-    for (queue, stats) in s.index.queues() {
+    for (queue, stats) in queues(s) {
         let _ = writeln!(
             out,
             "postern_queue_bytes{{queue=\"{}\"}} {}",
@@ -170,7 +172,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "Messages in each queue by age band in minutes (qshape's bands).",
     );
     let labels = band_labels();
-    for (queue, stats) in s.index.queues() {
+    for (queue, stats) in queues(s) {
         for (label, n) in labels.iter().zip(stats.bands(&BAND_LIMITS, s.now)) {
             let _ = writeln!(
                 out,
@@ -295,7 +297,7 @@ mod tests {
         let restarts = BTreeMap::new();
         let text = render(&Snapshot {
             index: &index,
-            maildrop: 0,
+            maildrop: &QueueStats::default(),
             restarts: &restarts,
             roles: &["qmgr"],
             now: 0,
@@ -305,5 +307,28 @@ mod tests {
         assert!(text.contains("postern_role_restarts_total{role=\"qmgr\"} 0\n"));
         assert!(text.contains("# TYPE postern_messages_total counter\n"));
         assert!(text.contains("process_resident_memory_bytes "));
+    }
+
+    #[test]
+    fn the_maildrop_has_bytes_and_age_bands() {
+        let now = 10_000_000;
+        let mut maildrop = QueueStats::default();
+        maildrop.count(300, now - 60);
+        maildrop.count(200, now - 100 * 60);
+        let text = render(&Snapshot {
+            index: &QueueIndex::default(),
+            maildrop: &maildrop,
+            restarts: &BTreeMap::new(),
+            roles: &[],
+            now,
+        });
+        for line in [
+            "postern_queue_messages{queue=\"maildrop\"} 2\n",
+            "postern_queue_bytes{queue=\"maildrop\"} 500\n",
+            "postern_queue_age_messages{queue=\"maildrop\",band=\"0-5\"} 1\n",
+            "postern_queue_age_messages{queue=\"maildrop\",band=\"80-160\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::qmgr::Qmgr;
 use crate::store::Store;
+use crate::store::index::QueueStats;
 use crate::supervisor::handle::RoleHandle;
 
 /// The roles whose restarts are exported.
@@ -68,12 +69,12 @@ pub async fn serve(
 }
 
 async fn metrics_page(State(deps): State<AdminDeps>) -> impl IntoResponse {
-    let maildrop_dir = deps.store.root().join("maildrop");
     let store = deps.store.clone();
     let (index, maildrop) = tokio::task::spawn_blocking(move || {
-        let maildrop = std::fs::read_dir(&maildrop_dir)
-            .map(|d| d.count() as u64)
-            .unwrap_or(0);
+        let mut maildrop = QueueStats::default();
+        for (size, arrival) in crate::store::maildrop::sizes(store.root()) {
+            maildrop.count(size, arrival);
+        }
         (store.index(), maildrop)
     })
     .await
@@ -81,7 +82,7 @@ async fn metrics_page(State(deps): State<AdminDeps>) -> impl IntoResponse {
     let restarts = deps.restarts.lock().map(|r| r.clone()).unwrap_or_default();
     let body = metrics::render(&metrics::Snapshot {
         index: &index,
-        maildrop,
+        maildrop: &maildrop,
         restarts: &restarts,
         roles: ROLES,
         now: chrono::Utc::now().timestamp(),

@@ -198,7 +198,7 @@ mod tests {
         )
         .unwrap();
         let checks = Checks {
-            header: vec![Box::new(table)],
+            header: vec![std::sync::Arc::new(table)],
             body: Vec::new(),
         };
         let log = LogContext::default();

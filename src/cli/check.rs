@@ -1,7 +1,10 @@
-//! `postern check`: validate the configuration (and that the queue
-//! directory can be created) without binding any port.
+//! `postern check`: validate the configuration without binding any port,
+//! and create what is missing of the queue directory (its directories,
+//! owners and modes), as `postfix check` does.
 
 use std::ffi::OsString;
+
+use anyhow::Context as _;
 
 pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let args: super::ConfigDirOnly = match super::parse(args) {
@@ -9,6 +12,8 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let (settings, config) = super::load_config(args.config_dir.as_deref())?;
+    crate::store::Store::prepare(&config.queue_directory)
+        .with_context(|| format!("queue_directory {}", config.queue_directory.display()))?;
     println!(
         "postern: configuration in {} is valid",
         settings.config_dir.display()

@@ -85,6 +85,7 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
             }
         }
     };
+    let rest_args = rest.clone();
     let result = match name.as_str() {
         "start" => start::run(rest),
         "stop" => status::stop(rest),
@@ -113,7 +114,54 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
             Ok(2)
         }
     };
+    if let Err(e) = &result {
+        let program = if name == "start" { "master" } else { &name };
+        let destination = log_destination(&rest_config_dir(&rest_args));
+        crate::supervisor::logging::fatal(program, &format!("{e:#}"), destination);
+    }
     (name, result)
+}
+
+/// A fatal error of a command that exits with a status of its own
+/// (sendmail's sysexits codes): said on standard error and in the mail log.
+pub fn say_fatal(program: &str, config: &Config, text: &str) {
+    eprintln!("{program}: fatal: {text}");
+    let destination = crate::supervisor::logging::Destination::of(config).ok();
+    crate::supervisor::logging::fatal(program, text, destination);
+}
+
+/// The `-c DIR` among a command's arguments.
+fn rest_config_dir(args: &[OsString]) -> Option<PathBuf> {
+    let mut args = args.iter().skip(1);
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy();
+        if text == "-c" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(dir) = text.strip_prefix("-c").filter(|d| !d.is_empty()) {
+            return Some(PathBuf::from(dir));
+        }
+        if text == "--" {
+            break;
+        }
+    }
+    None
+}
+
+/// Where the mail log of the configuration in `dir` is, as far as it can
+/// be read (a configuration with a bad value still names its log).
+fn log_destination(dir: &Option<PathBuf>) -> Option<crate::supervisor::logging::Destination> {
+    let settings = Settings::load(&Settings::config_dir(dir.as_deref())).ok()?;
+    if let Ok(config) = Config::from_settings(&settings) {
+        return crate::supervisor::logging::Destination::of(&config).ok();
+    }
+    Some(crate::supervisor::logging::Destination {
+        maillog_file: settings.expanded("maillog_file"),
+        host: settings.expanded("myhostname"),
+        syslog_name: settings.expanded("syslog_name"),
+        format: crate::supervisor::logging::Format::parse(&settings.expanded("log_format"))
+            .unwrap_or(crate::supervisor::logging::Format::Postfix),
+    })
 }
 
 /// The command and its arguments (the command name first, as clap wants

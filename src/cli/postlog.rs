@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::mail::maillog::Severity;
-use crate::supervisor::logging::{Format, MaillogLayer};
+use crate::supervisor::logging::{Destination, MaillogLayer};
 
 #[derive(clap::Parser)]
 #[command(name = "postlog", about = "Write a line to the mail log")]
@@ -51,13 +51,8 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         anyhow::bail!("bad tag {:?}", args.tag);
     }
     let (_, config) = super::load_config(args.config_dir.as_deref())?;
-    let log = MaillogLayer::open(
-        &config.maillog_file,
-        &config.myhostname,
-        &config.syslog_name,
-    )
-    .with_context(|| format!("open {}", config.maillog_file))?
-    .with_format(Format::parse(&config.log_format).map_err(anyhow::Error::msg)?);
+    let log = MaillogLayer::open(Destination::of(&config).map_err(anyhow::Error::msg)?)
+        .with_context(|| format!("open {}", config.maillog_file))?;
     let say = |text: &str| {
         log.write(&args.tag, severity, text);
         if args.stderr {

@@ -53,7 +53,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         args.queues.iter().map(String::as_str).collect()
     };
     for queue in &queues {
-        if !["incoming", "active", "deferred", "hold"].contains(queue) {
+        if ![
+            "maildrop", "incoming", "active", "deferred", "hold", "corrupt",
+        ]
+        .contains(queue)
+        {
             bail!("invalid queue name: {queue}");
         }
     }

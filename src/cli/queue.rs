@@ -11,16 +11,20 @@ use crate::control::{Request, Response};
 use crate::mail::QueueId;
 use crate::store::{Entry, MessageState, Store};
 
-/// Every queued message, oldest first.
+/// Every queued message, oldest first, after what waits in the maildrop
+/// (Postfix's showq lists the maildrop first).
 pub fn entries(queue_directory: &Path) -> anyhow::Result<Vec<Entry>> {
     match client::request(queue_directory, &Request::List) {
         Ok(Response::List { entries }) => Ok(entries),
         Ok(Response::Error { message }) => bail!("{message}"),
         Ok(other) => bail!("unexpected answer: {other:?}"),
-        Err(ClientError::NotRunning) => match offline(queue_directory)? {
-            Some(store) => Ok(store.list()?),
-            None => Ok(Vec::new()),
-        },
+        Err(ClientError::NotRunning) => {
+            let mut entries = crate::store::maildrop::entries(queue_directory);
+            if let Some(store) = offline(queue_directory)? {
+                entries.extend(store.list()?);
+            }
+            Ok(entries)
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -184,7 +184,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         });
     }
     if parsed.is_empty() {
-        eprintln!("sendmail: fatal: no recipients specified");
+        super::say_fatal("sendmail", &config, "no recipients specified");
         return Ok(EX_USAGE);
     }
     let sender = match &o.sender {
@@ -216,7 +216,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     };
     envelope.envid = o.envid.clone().filter(|e| !e.chars().any(char::is_control));
     if let Err(e) = deposit(&config.queue_directory, &envelope, &content) {
-        eprintln!("sendmail: fatal: {e}");
+        super::say_fatal("sendmail", &config, &e);
         return Ok(EX_TEMPFAIL);
     }
     Ok(0)
@@ -246,6 +246,11 @@ pub(super) fn deposit(
     envelope: &Envelope,
     content: &[u8],
 ) -> Result<(), String> {
+    // Before the first start the queue directory may not exist yet; root
+    // (the queue's owner) makes it, as `postern check` does.
+    if !maildrop::dir(queue_directory).is_dir() && crate::delivery::local::privs::is_root() {
+        crate::store::Store::prepare(queue_directory).map_err(|e| e.to_string())?;
+    }
     maildrop::write(queue_directory, envelope, content).map_err(|e| {
         format!(
             "cannot write to the maildrop in {}: {e}",

@@ -125,7 +125,12 @@ async fn answer(request: Request, deps: &ControlDeps) -> Response {
         }
         Request::List => {
             let store = deps.store.clone();
-            match tokio::task::spawn_blocking(move || store.list()).await {
+            let listed = tokio::task::spawn_blocking(move || {
+                let mut entries = crate::store::maildrop::entries(store.root());
+                entries.extend(store.list()?);
+                Ok::<_, crate::store::StoreError>(entries)
+            });
+            match listed.await {
                 Ok(Ok(entries)) => Response::List { entries },
                 Ok(Err(e)) => Response::Error {
                     message: e.to_string(),

@@ -93,7 +93,21 @@ pub async fn run(spec: Spec, input: Producer) -> Ended {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     if let Some(dir) = &spec.cwd {
-        command.current_dir(dir);
+        // The home directory when the user may enter it (checked as the
+        // user, after the switch), else `/`: a home the user cannot enter
+        // is no reason to defer the mail.
+        let dir = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok();
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls chdir, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                let entered = dir.as_ref().is_some_and(|d| libc::chdir(d.as_ptr()) == 0);
+                if !entered {
+                    libc::chdir(c"/".as_ptr());
+                }
+                Ok(())
+            });
+        }
     }
     if super::local::privs::is_root() {
         command.uid(spec.uid).gid(spec.gid);

@@ -199,6 +199,9 @@ pub struct Qmgr {
     scheduler: Scheduler,
     last_scan: Option<Instant>,
     scanning: bool,
+    /// Messages flushed, released or requeued by hand: the destinations
+    /// of their jobs are tried even if they were marked dead.
+    revive: HashSet<QueueId>,
 }
 
 impl Qmgr {
@@ -215,6 +218,7 @@ impl Qmgr {
             scheduler,
             last_scan: None,
             scanning: false,
+            revive: HashSet::new(),
         }
     }
 }
@@ -676,6 +680,8 @@ impl Handler<Flush> for Qmgr {
     fn handle(&mut self, _msg: Flush, ctx: &mut Context<Self>) -> usize {
         let due: Vec<(i64, QueueId)> = std::mem::take(&mut self.deferred).into_iter().collect();
         let count = due.len();
+        // Postfix's flush also ends every dead destination's suspension.
+        self.scheduler.revive_all();
         self.incoming.extend(due.into_iter().map(|(_, id)| id));
         self.activate(ctx);
         count
@@ -762,6 +768,7 @@ impl Handler<Resume> for Qmgr {
     type Result = ();
     fn handle(&mut self, msg: Resume, ctx: &mut Context<Self>) {
         for id in msg.0 {
+            self.revive.insert(id.clone());
             if self.known.insert(id.clone()) {
                 self.incoming.push_back(id);
             }
@@ -789,6 +796,7 @@ impl Handler<FlushSome> for Qmgr {
             .collect();
         for entry in &due {
             self.deferred.remove(entry);
+            self.revive.insert(entry.1.clone());
             self.incoming.push_back(entry.1.clone());
         }
         self.activate(ctx);
@@ -815,7 +823,7 @@ impl Handler<Scanned> for Qmgr {
                     self.known.insert(id.clone());
                     self.deferred.insert((next_attempt, id));
                 }
-                QueueName::Hold | QueueName::Corrupt => {}
+                QueueName::Hold | QueueName::Corrupt | QueueName::Maildrop => {}
             }
         }
         if found > 10_000 {
@@ -830,6 +838,7 @@ impl Handler<Loaded> for Qmgr {
     fn handle(&mut self, msg: Loaded, ctx: &mut Context<Self>) {
         self.loading = self.loading.saturating_sub(1);
         let Loaded(id, loaded) = msg;
+        let revive = self.revive.remove(&id);
         let (state, envelope) = match loaded {
             Ok(pair) => pair,
             Err(e) => {
@@ -922,6 +931,9 @@ impl Handler<Loaded> for Qmgr {
         }
         let now = Instant::now();
         for job in jobs {
+            if revive {
+                self.scheduler.revive(&job.key);
+            }
             if let Err(refused) = self.scheduler.push(job, now) {
                 let (job, reason) = *refused;
                 self.defer_job(&job, &reason, ctx);

@@ -179,6 +179,32 @@ impl Scheduler {
         deferred
     }
 
+    /// Ends the suspension of a dead destination (`postqueue -f`): its
+    /// next job is tried at once.
+    pub fn revive(&mut self, route: &Route) {
+        if let Some(dest) = self.destinations.get_mut(route)
+            && dest.dead.take().is_some()
+        {
+            dest.failed_cohorts = 0;
+            if dest.jobs.is_empty() && dest.active == 0 && !dest.in_ring {
+                self.destinations.remove(route);
+            }
+        }
+    }
+
+    /// Ends the suspension of every dead destination.
+    pub fn revive_all(&mut self) {
+        let dead: Vec<Route> = self
+            .destinations
+            .iter()
+            .filter(|(_, d)| d.dead.is_some())
+            .map(|(r, _)| r.clone())
+            .collect();
+        for route in dead {
+            self.revive(&route);
+        }
+    }
+
     /// Jobs waiting or running, for tests and status.
     pub fn load(&self) -> (usize, usize) {
         self.destinations
@@ -315,5 +341,24 @@ mod tests {
                 .is_ok(),
             "alive again after dead_time"
         );
+    }
+
+    #[test]
+    fn a_flush_revives_a_dead_destination() {
+        let mut s = Scheduler::new_default(limits(1, 5));
+        let now = Instant::now();
+        s.push(job(0, "down.example"), now).unwrap();
+        let first = s.next(now).unwrap();
+        s.done(&first.key, false, "connection refused", now);
+        assert!(s.push(job(1, "down.example"), now).is_err());
+        s.revive(&route("down.example"));
+        s.push(job(2, "down.example"), now).unwrap();
+        assert_eq!(s.next(now).unwrap().recipients, vec![2]);
+        let again = s.done(&route("down.example"), false, "refused again", now);
+        assert!(again.is_empty());
+        assert!(s.push(job(3, "down.example"), now).is_err());
+        s.revive_all();
+        assert!(s.push(job(4, "down.example"), now).is_ok());
+        assert!(s.destinations.values().all(|d| d.dead.is_none()));
     }
 }

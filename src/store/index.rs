@@ -24,6 +24,13 @@ pub struct QueueStats {
 }
 
 impl QueueStats {
+    /// Counts one message of `size` bytes that arrived at `arrival` (seconds).
+    pub fn count(&mut self, size: u64, arrival: i64) {
+        self.messages += 1;
+        self.bytes += size;
+        *self.arrivals.entry(arrival.div_euclid(60)).or_default() += 1;
+    }
+
     /// Messages per age band, the bands' upper limits in minutes (the last
     /// band open-ended), at time `now` (seconds).
     pub fn bands(&self, limits: &[u64], now: i64) -> Vec<u64> {
@@ -57,10 +64,7 @@ fn slot(queue: QueueName) -> usize {
 
 impl QueueIndex {
     pub fn add(&mut self, m: Indexed) {
-        let s = &mut self.stats[slot(m.queue)];
-        s.messages += 1;
-        s.bytes += m.size;
-        *s.arrivals.entry(m.arrival.div_euclid(60)).or_default() += 1;
+        self.stats[slot(m.queue)].count(m.size, m.arrival);
     }
 
     pub fn remove(&mut self, m: Indexed) {

@@ -9,6 +9,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::queue_file::QueueFile;
+use super::state::{Entry, MessageState, QueueName};
 use crate::mail::Envelope;
 
 /// The maildrop directory of a queue directory.
@@ -58,4 +60,47 @@ pub fn waiting(queue_directory: &Path) -> io::Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// The messages waiting in the maildrop, as the queue listings show them
+/// (queue `maildrop`, the ID the sendmail command gave). Readable only by
+/// the queue's owner; a file that pickup takes meanwhile is left out.
+pub fn entries(queue_directory: &Path) -> Vec<Entry> {
+    let Ok(names) = waiting(queue_directory) else {
+        return Vec::new();
+    };
+    let dir = dir(queue_directory);
+    names
+        .iter()
+        .filter_map(|name| QueueFile::open(&dir.join(name)).ok())
+        .map(|file| {
+            let mut state = MessageState::incoming(&file.envelope, file.content_len);
+            state.queue = QueueName::Maildrop;
+            Entry {
+                queue_id: file.envelope.queue_id.clone(),
+                state,
+            }
+        })
+        .collect()
+}
+
+/// Size and age of each waiting file, without opening any (for metrics):
+/// (bytes, modification time in seconds since the epoch).
+pub fn sizes(queue_directory: &Path) -> Vec<(u64, i64)> {
+    let Ok(read) = fs::read_dir(dir(queue_directory)) else {
+        return Vec::new();
+    };
+    read.flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64);
+            (m.len(), mtime)
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@
 
 use crate::mail::{Envelope, QueueId};
 
-/// Postfix's queue names. `maildrop` is a directory, not a state.
+/// Postfix's queue names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueName {
@@ -13,6 +13,9 @@ pub enum QueueName {
     Deferred,
     Hold,
     Corrupt,
+    /// Never stored: what the listings call a file still waiting in the
+    /// `maildrop/` directory for pickup.
+    Maildrop,
 }
 
 impl QueueName {
@@ -23,6 +26,7 @@ impl QueueName {
             QueueName::Deferred => "deferred",
             QueueName::Hold => "hold",
             QueueName::Corrupt => "corrupt",
+            QueueName::Maildrop => "maildrop",
         }
     }
 }

@@ -9,7 +9,7 @@
 //! is `error:`. DEBUG and TRACE events are not written.
 
 use std::io::{self, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -35,63 +35,36 @@ impl Format {
     }
 }
 
-pub struct MaillogLayer {
-    out: Mutex<Box<dyn Write + Send>>,
-    host: String,
-    syslog_name: String,
-    pid: u32,
-    format: Format,
+/// Where lines go and how they look: what a reload may change.
+pub struct Destination {
+    /// `maillog_file`: empty, `-` or `/dev/stdout` for standard output.
+    pub maillog_file: String,
+    pub host: String,
+    pub syslog_name: String,
+    pub format: Format,
 }
 
-impl MaillogLayer {
-    /// Chooses the line format.
-    pub fn with_format(mut self, format: Format) -> MaillogLayer {
-        self.format = format;
-        self
+impl Destination {
+    /// The log settings of a configuration.
+    pub fn of(config: &crate::config::Config) -> Result<Destination, String> {
+        Ok(Destination {
+            maillog_file: config.maillog_file.clone(),
+            host: config.myhostname.clone(),
+            syslog_name: config.syslog_name.clone(),
+            format: Format::parse(&config.log_format)?,
+        })
     }
 
-    /// Writes one event, in the configured format.
-    pub fn write(&self, program: &str, severity: Severity, text: &str) {
-        let now = chrono::Local::now();
-        let mut line = match self.format {
-            Format::Postfix => maillog::format_line(
-                &now,
-                &self.host,
-                &self.syslog_name,
-                program,
-                self.pid,
-                severity,
-                text,
-            ),
-            Format::Json => {
-                let queue_id = text
-                    .split_once(": ")
-                    .map(|(id, _)| id)
-                    .filter(|id| crate::mail::QueueId::parse(id).is_ok());
-                let mut clean = String::new();
-                maillog::push_clean(&mut clean, text);
-                serde_json::json!({
-                    "time": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    "host": self.host,
-                    "program": format!("{}/{program}", self.syslog_name),
-                    "pid": self.pid,
-                    "severity": severity.name(),
-                    "queue_id": queue_id,
-                    "message": clean,
-                })
-                .to_string()
-            }
-        };
-        line.push('\n');
-        if let Ok(mut out) = self.out.lock() {
-            let _ = out.write_all(line.as_bytes());
-            let _ = out.flush();
-        }
+    /// Whether lines go to a file of their own (not standard output or error).
+    pub fn is_file(&self) -> bool {
+        !matches!(
+            self.maillog_file.as_str(),
+            "" | "-" | "/dev/stdout" | "/dev/stderr"
+        )
     }
 
-    /// Opens `maillog_file` (empty, `/dev/stdout` or `-` for standard output) for appending.
-    pub fn open(maillog_file: &str, host: &str, syslog_name: &str) -> io::Result<MaillogLayer> {
-        let out: Box<dyn Write + Send> = match maillog_file {
+    fn open(&self) -> io::Result<Box<dyn Write + Send>> {
+        Ok(match self.maillog_file.as_str() {
             "" | "-" | "/dev/stdout" => Box::new(io::stdout()),
             "/dev/stderr" => Box::new(io::stderr()),
             path => Box::new(
@@ -100,21 +73,50 @@ impl MaillogLayer {
                     .append(true)
                     .open(path)?,
             ),
-        };
-        Ok(MaillogLayer {
-            out: Mutex::new(out),
-            host: host.to_string(),
-            syslog_name: syslog_name.to_string(),
-            pid: std::process::id(),
-            format: Format::Postfix,
         })
+    }
+}
+
+struct Sink {
+    destination: Destination,
+    out: Box<dyn Write + Send>,
+}
+
+/// The sink of the installed layer, for [`reopen`] and [`fatal`].
+static INSTALLED: OnceLock<Arc<Mutex<Sink>>> = OnceLock::new();
+
+pub struct MaillogLayer {
+    sink: Arc<Mutex<Sink>>,
+    pid: u32,
+}
+
+impl MaillogLayer {
+    /// Opens the destination (a file for appending, created if needed).
+    pub fn open(destination: Destination) -> io::Result<MaillogLayer> {
+        let out = destination.open()?;
+        Ok(MaillogLayer {
+            sink: Arc::new(Mutex::new(Sink { destination, out })),
+            pid: std::process::id(),
+        })
+    }
+
+    /// Writes one event, in the configured format.
+    pub fn write(&self, program: &str, severity: Severity, text: &str) {
+        let Ok(mut sink) = self.sink.lock() else {
+            return;
+        };
+        let line = sink.destination.line(program, self.pid, severity, text);
+        let _ = sink.out.write_all(line.as_bytes());
+        let _ = sink.out.flush();
     }
 
     /// Installs this layer as the process's subscriber, and a panic hook
     /// that logs panics as `panic:` lines.
     pub fn install(self) -> Result<(), String> {
+        let sink = self.sink.clone();
         let subscriber = tracing_subscriber::registry().with(self);
         tracing::subscriber::set_global_default(subscriber).map_err(|e| e.to_string())?;
+        let _ = INSTALLED.set(sink);
         std::panic::set_hook(Box::new(|info| {
             let location = info
                 .location()
@@ -133,6 +135,78 @@ impl MaillogLayer {
             tracing::error!(target: "master", severity = "panic", "thread {thread}: {text}{location}");
         }));
         Ok(())
+    }
+}
+
+impl Destination {
+    /// One log line, newline included.
+    fn line(&self, program: &str, pid: u32, severity: Severity, text: &str) -> String {
+        let now = chrono::Local::now();
+        let mut line = match self.format {
+            Format::Postfix => maillog::format_line(
+                &now,
+                &self.host,
+                &self.syslog_name,
+                program,
+                pid,
+                severity,
+                text,
+            ),
+            Format::Json => {
+                let queue_id = text
+                    .split_once(": ")
+                    .map(|(id, _)| id)
+                    .filter(|id| crate::mail::QueueId::parse(id).is_ok());
+                let mut clean = String::new();
+                maillog::push_clean(&mut clean, text);
+                serde_json::json!({
+                    "time": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "host": self.host,
+                    "program": format!("{}/{program}", self.syslog_name),
+                    "pid": pid,
+                    "severity": severity.name(),
+                    "queue_id": queue_id,
+                    "message": clean,
+                })
+                .to_string()
+            }
+        };
+        line.push('\n');
+        line
+    }
+}
+
+/// Opens the mail log again, with what may have changed (reload, SIGHUP):
+/// after logrotate moved `maillog_file` away, lines go to a new file of
+/// that name. On failure the old destination stays in use.
+pub fn reopen(destination: Destination) -> io::Result<()> {
+    let Some(sink) = INSTALLED.get() else {
+        return Ok(());
+    };
+    let out = destination.open()?;
+    if let Ok(mut sink) = sink.lock() {
+        *sink = Sink { destination, out };
+    }
+    Ok(())
+}
+
+/// Writes a `fatal:` line for a command that failed: through the
+/// daemon's log when it is installed, else into `maillog_file` of the
+/// configuration the command used, when that is a file (a command's
+/// standard output is its own). As Postfix's programs do, every fatal
+/// error reaches the mail log, not only the terminal.
+pub fn fatal(program: &str, text: &str, destination: Option<Destination>) {
+    if INSTALLED.get().is_some() {
+        tracing::error!(target: "master", severity = "fatal", "{text}");
+        return;
+    }
+    let Some(destination) = destination.filter(Destination::is_file) else {
+        return;
+    };
+    crate::admin::metrics::log_event(Severity::Fatal.name());
+    if let Ok(mut out) = destination.open() {
+        let line = destination.line(program, std::process::id(), Severity::Fatal, text);
+        let _ = out.write_all(line.as_bytes());
     }
 }
 

@@ -118,17 +118,13 @@ pub enum StartError {
 /// Runs the daemon in the foreground; returns the process exit status.
 pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
     let queue_directory = config.queue_directory.clone();
+    // The log first, so that every failure from here on is in it.
+    logging::MaillogLayer::open(logging::Destination::of(&config).map_err(StartError::Config)?)
+        .map_err(|e| StartError::Log(config.maillog_file.clone(), e))?
+        .install()
+        .map_err(|e| StartError::Log(config.maillog_file.clone(), std::io::Error::other(e)))?;
     Store::prepare(&queue_directory)?;
     let _lock = lock::InstanceLock::acquire(&queue_directory)?;
-    logging::MaillogLayer::open(
-        &config.maillog_file,
-        &config.myhostname,
-        &config.syslog_name,
-    )
-    .map_err(|e| StartError::Log(config.maillog_file.clone(), e))?
-    .with_format(logging::Format::parse(&config.log_format).map_err(StartError::Config)?)
-    .install()
-    .map_err(|e| StartError::Log(config.maillog_file.clone(), std::io::Error::other(e)))?;
 
     let store = Arc::new(Store::open(&queue_directory)?);
     report_recovery(&store.recover()?);

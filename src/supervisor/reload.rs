@@ -8,9 +8,10 @@
 //! theirs), cleanup's, qmgr's routes, agents and limits (deliveries in
 //! flight finish as they began), and the SMTP listeners (an address that
 //! changed is bound anew, one that stayed keeps its socket). What needs a
-//! restart, and says so in the log: `queue_directory`, `maillog_file`,
-//! `log_format`, `syslog_name`, `default_process_limit` and the
-//! supervisor's own limits. `admin_listen` is bound anew like the SMTP
+//! restart, and says so in the log: `queue_directory`,
+//! `default_process_limit` and the supervisor's own limits. The mail log
+//! is opened again (logrotate moves it, then sends SIGHUP), with
+//! `maillog_file`, `log_format` and `syslog_name` as they now are. `admin_listen` is bound anew like the SMTP
 //! listeners.
 
 use std::net::SocketAddr;
@@ -209,9 +210,6 @@ impl Reloader {
                 "queue_directory",
                 old.queue_directory != config.queue_directory,
             ),
-            ("maillog_file", old.maillog_file != config.maillog_file),
-            ("log_format", old.log_format != config.log_format),
-            ("syslog_name", old.syslog_name != config.syslog_name),
             (
                 "default_process_limit",
                 old.default_process_limit != config.default_process_limit,
@@ -225,7 +223,15 @@ impl Reloader {
         .filter(|(_, changed)| *changed)
         .map(|(name, _)| *name)
         .collect();
-        // Everything checked: put it in force.
+        let log = match super::logging::Destination::of(&config) {
+            Ok(log) => log,
+            Err(e) => return refuse(e),
+        };
+        // Everything checked: put it in force. The log is opened again
+        // whatever changed, so that a log rotated away is left behind.
+        if let Err(e) = super::logging::reopen(log) {
+            return refuse(format!("open {}: {e}", config.maillog_file));
+        }
         self.cleanup.set_config(cleanup_config);
         if let Ok(mut current) = self.qmgr_current.lock() {
             *current = deps.clone();

@@ -118,6 +118,14 @@ impl Postern {
 
     /// A fresh instance; `queue` overrides the queue directory's place.
     pub fn start_full(extra: &str, env: &[(&str, &str)], queue: Option<&Path>) -> Postern {
+        let mut p = Postern::configure(extra, env, queue);
+        p.spawn();
+        p
+    }
+
+    /// A fresh configuration and nothing else: no daemon, and no queue
+    /// directory until something makes one.
+    pub fn configure(extra: &str, env: &[(&str, &str)], queue: Option<&Path>) -> Postern {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
         std::fs::create_dir_all(root.join("conf")).unwrap();
@@ -133,15 +141,13 @@ impl Postern {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let mut p = Postern {
+        Postern {
             dir,
             child: None,
             smtp: "127.0.0.1:1".parse().unwrap(),
             env,
             queue,
-        };
-        p.spawn();
-        p
+        }
     }
 
     /// Moves a message's arrival time back by `minutes`, through the store's

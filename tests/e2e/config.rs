@@ -129,9 +129,13 @@ fn bad_values_are_reported_by_check() {
 fn check_validates_without_binding() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap();
-    let dir = conf(&format!(
-        "smtpd_listen = \"{addr}\"\nqueue_directory = \"/nonexistent/queue\"\n"
-    ));
+    let dir = conf(&format!("smtpd_listen = \"{addr}\"\n"));
+    let queue = dir.path().join("queue");
+    std::fs::write(
+        dir.path().join("postern.toml"),
+        format!("smtpd_listen = \"{addr}\"\nqueue_directory = {queue:?}\n"),
+    )
+    .unwrap();
     let (code, out, err) = postern(&dir, &["check"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -171,7 +175,14 @@ fn the_example_config_documents_every_parameter_and_parses() {
         uncommented.push_str(&line[2..]);
         uncommented.push('\n');
     }
-    let dir = conf(&uncommented);
+    let dir = conf("");
+    // check makes the queue directory: keep it in the test's own directory.
+    let queue = format!("queue_directory = {:?}", dir.path().join("queue"));
+    let uncommented: String = uncommented
+        .lines()
+        .map(|l| if l.starts_with("queue_directory = ") { queue.clone() } else { l.to_string() } + "\n")
+        .collect();
+    std::fs::write(dir.path().join("postern.toml"), uncommented).unwrap();
     let (code, _, err) = postern(&dir, &["check"], &[]);
     assert_eq!(code, 0, "{err}");
 }

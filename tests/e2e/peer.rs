@@ -93,7 +93,12 @@ pub struct Peer {
 
 impl Peer {
     pub fn start(behaviour: Behaviour) -> Peer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Peer::start_at(behaviour, "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// A peer on a chosen address (a next hop that comes back).
+    pub fn start_at(behaviour: Behaviour, addr: SocketAddr) -> Peer {
+        let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         let peer = Peer {
             addr,

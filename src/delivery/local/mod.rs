@@ -617,13 +617,12 @@ impl LocalAgent {
             lf: true,
             ..Format::default()
         };
-        let home = owner.home.clone();
         let spec = command::Spec {
             argv: vec!["/bin/sh".into(), "-c".into(), cmd.to_string()],
             env,
             uid: owner.uid,
             gid: owner.gid,
-            cwd: home.is_dir().then_some(home),
+            cwd: Some(owner.home.clone()),
             time_limit: self.cfg.command_time_limit,
         };
         let input = producer(
