@@ -7,7 +7,35 @@ cd "$(dirname "$0")/.."
 bin=${1:-target/debug/postern}
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
+chmod 755 "$root"
+install -D -m 755 "$bin" "$root/usr/sbin/postern"
 sh container/install.sh "$root"
+# The non-root user binds a port below 1024 through the file capability.
+getcap "$root/usr/sbin/postern" | grep -q cap_net_bind_service \
+  || { echo "container: the binary lacks cap_net_bind_service"; exit 1; }
+if [ "$(id -u)" = 0 ]; then
+  port=$(python3 -c 'import socket
+for p in range(1000, 900, -1):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError: pass')
+  run=$(mktemp -d)
+  chmod 755 "$run"
+  install -d -o nobody -g nogroup "$run/queue"
+  printf 'queue_directory = "%s/queue"\nsmtpd_listen = "127.0.0.1:%s"\nadmin_listen = "127.0.0.1:0"\nmaillog_file = "%s/queue/log"\n' "$run" "$port" "$run" > "$run/postern.toml"
+  setpriv --reuid=nobody --regid=nogroup --clear-groups "$root/usr/sbin/postern" start -c "$run" &
+  pid=$!
+  ok=
+  for _ in $(seq 100); do
+    if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then ok=1; break; fi
+    sleep 0.1
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$run"
+  [ -n "$ok" ] || { echo "container: user nobody could not bind port $port"; exit 1; }
+fi
 for name in sendmail mailq newaliases postqueue postsuper postcat postconf postmap postalias qshape postlog; do
   link="$root/usr/bin/$name"
   [ "$(readlink "$link")" = /usr/sbin/postern ] || { echo "container: $name is not a link to postern"; exit 1; }
@@ -32,6 +60,8 @@ env = services["postern"]["environment"]
 assert env["POSTERN_RELAYHOST"].startswith("["), "relayhost"
 assert services["postern"]["healthcheck"]["test"][:2] == ["CMD", "postern"], "healthcheck"
 assert "postern-queue" in compose["volumes"], "volume"
+grace = services["postern"]["stop_grace_period"]
+assert int(grace.rstrip("s")) > int(env["POSTERN_SHUTDOWN_GRACE_PERIOD"].rstrip("s")), "stop period"
 print("container: docker-compose.yml parses")
 PY
 echo "container: install steps and links work"

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match status {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("{name}: fatal: {e:#}");
+            eprintln!("{name}: fatal: {}", postern::cli::describe(&e));
             ExitCode::from(1)
         }
     }

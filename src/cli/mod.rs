@@ -117,9 +117,26 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
     if let Err(e) = &result {
         let program = if name == "start" { "master" } else { &name };
         let destination = log_destination(&rest_config_dir(&rest_args));
-        crate::supervisor::logging::fatal(program, &format!("{e:#}"), destination);
+        crate::supervisor::logging::fatal(program, &describe(e), destination);
     }
     (name, result)
+}
+
+/// An error and its causes in one line, `context: cause: cause`, each
+/// cause once: most of our errors already say what caused them.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// A fatal error of a command that exits with a status of its own
