@@ -117,7 +117,7 @@ params! {
     "smtpd_timeout" = Text("300s"), "Time limit for reading a command or data, and for sending a reply.";
     "supervisor_restart_limit" = Text("5"), "Restarts of a role within supervisor_restart_period before escalating.";
     "supervisor_restart_period" = Text("60s"), "The window in which supervisor_restart_limit counts restarts.";
-    "syslog_name" = Text("postern"), "The program name prefix in log lines (syslog_name/role[pid]).";
+    "syslog_name" = Text("postfix"), "The program name prefix in log lines (syslog_name/role[pid]); postfix, what Postfix's log tools look for.";
     "transport_maps" = Text(""), "Lookup tables of recipient or domain to transport:nexthop.";
     "virtual_alias_domains" = Text("$virtual_alias_maps"), "Domains whose every address is an alias in virtual_alias_maps (tables or names).";
     "virtual_alias_expansion_limit" = Text("1000"), "Addresses one recipient may expand to through virtual_alias_maps.";

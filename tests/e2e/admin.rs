@@ -60,7 +60,7 @@ fn hold_and_release() {
     assert!(listing.contains(&format!("{id}!")), "{listing}");
     accept(&peer);
     assert!(p.run(&["postqueue", "-f"]).status.success());
-    p.wait_log("postern/postsuper");
+    p.wait_log("postfix/postsuper");
     assert!(peer.received().is_empty(), "held mail is not delivered");
     let (_, err) = postsuper(&p, &["-H", &id], "");
     assert!(err.contains("Released from hold: 1 message"), "{err}");

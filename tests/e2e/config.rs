@@ -43,7 +43,7 @@ fn postconf_shows_defaults_explicit_and_effective_values() {
         "smtpd_hard_error_limit = 20",
         "mynetworks = 10.0.0.0/8, 127.0.0.0/8",
         "relayhost =",
-        "syslog_name = postern",
+        "syslog_name = postfix",
         "queue_directory = /var/spool/postern",
     ] {
         assert!(

@@ -57,7 +57,7 @@ fn a_message_reaches_the_next_hop_byte_exact() {
     p.wait_empty();
     let line = p.wait_log(&format!("{id}: to=<x@remote.example>"));
     assert!(
-        line.contains(&format!("postern/smtp[{}]", p.pid())),
+        line.contains(&format!("postfix/smtp[{}]", p.pid())),
         "{line}"
     );
     assert!(
@@ -344,12 +344,12 @@ fn discard_and_error_transports() {
     );
     let discarded = p.wait_log(&format!("{id}: to=<u@gone.example>"));
     assert!(
-        discarded.contains("postern/discard[") && discarded.contains("status=sent (discarded)"),
+        discarded.contains("postfix/discard[") && discarded.contains("status=sent (discarded)"),
         "{discarded}"
     );
     let bounced = p.wait_log(&format!("{id}: to=<u@bad.example>"));
     assert!(
-        bounced.contains("postern/error[")
+        bounced.contains("postfix/error[")
             && bounced.contains("dsn=5.1.1, status=bounced (mailbox unavailable)"),
         "{bounced}"
     );
@@ -493,7 +493,7 @@ fn lmtp_over_a_unix_socket_reports_per_recipient() {
     assert_eq!(got[0].rcpts, vec!["<ann@store.example>"]);
     let sent = p.wait_log(&format!("{id}: to=<ann@store.example>"));
     assert!(
-        sent.contains("postern/lmtp[")
+        sent.contains("postfix/lmtp[")
             && sent.contains(&format!("relay={}", socket.display()))
             && sent.contains("status=sent"),
         "{sent}"

@@ -36,14 +36,14 @@ fn json_log_lines_carry_the_same_events() {
                 .starts_with("connect from ")
         })
         .expect("a connect event");
-    assert_eq!(connect["program"], "postern/smtpd");
+    assert_eq!(connect["program"], "postfix/smtpd");
     assert_eq!(connect["severity"], "info");
     assert_eq!(connect["host"], "mx.test.example");
     assert_eq!(connect["pid"], p.pid());
     assert!(connect["time"].as_str().unwrap().contains('T'));
     let from = events
         .iter()
-        .find(|e| e["program"] == "postern/cleanup" && e["queue_id"] == id.as_str())
+        .find(|e| e["program"] == "postfix/cleanup" && e["queue_id"] == id.as_str())
         .expect("cleanup's event");
     assert!(
         from["message"]
@@ -68,13 +68,13 @@ fn postlog_writes_in_the_daemon_format() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let line = p.wait_log("postern/backup[");
+    let line = p.wait_log("postfix/backup[");
     assert!(line.ends_with("]: warning: disk nearly full"), "{line}");
     let out = p.run_with_input(&["postlog"], b"first line\nsecond\rline\n");
     assert!(out.status.success());
-    assert!(p.wait_log("postern/postlog[").ends_with("]: first line"));
+    assert!(p.wait_log("postfix/postlog[").ends_with("]: first line"));
     assert!(
-        p.wait_log("second?line").contains("postern/postlog["),
+        p.wait_log("second?line").contains("postfix/postlog["),
         "control characters are replaced"
     );
     let bad = Command::new(bin())

@@ -208,7 +208,7 @@ fn the_queue_api_lists_and_steers() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(peer.wait_messages(2)[1].rcpts, vec!["<y@two.example>"]);
     p.wait_empty();
-    p.wait_log(&format!("postern/postsuper[{}]: {c}: removed", p.pid()));
+    p.wait_log(&format!("postfix/postsuper[{}]: {c}: removed", p.pid()));
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn sendmail_works_while_the_daemon_is_down() {
     );
     let line = p.wait_log("uid=");
     assert!(
-        line.contains("postern/pickup[") && line.ends_with(" from=<reports@host.example>"),
+        line.contains("postfix/pickup[") && line.ends_with(" from=<reports@host.example>"),
         "{line}"
     );
     p.wait_empty();

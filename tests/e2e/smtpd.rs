@@ -79,11 +79,11 @@ fn a_message_is_queued_with_headers_added() {
         "{log}"
     );
     p.wait_log(&format!(
-        "postern/smtpd[{}]: {id}: client=unknown[127.0.0.1]",
+        "postfix/smtpd[{}]: {id}: client=unknown[127.0.0.1]",
         p.pid()
     ));
-    p.wait_log(&format!("postern/cleanup[{}]: {id}: message-id=<", p.pid()));
-    p.wait_log("postern/smtpd");
+    p.wait_log(&format!("postfix/cleanup[{}]: {id}: message-id=<", p.pid()));
+    p.wait_log("postfix/smtpd");
     let disconnect = p.wait_log("disconnect from unknown[127.0.0.1]");
     assert!(
         disconnect.ends_with(" ehlo=1 mail=1 rcpt=2 data=1 quit=1 commands=6"),
