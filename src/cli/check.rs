@@ -12,11 +12,14 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let (settings, config) = super::load_config(args.config_dir.as_deref())?;
+    for notice in &config.notices {
+        eprintln!("postern: warning: {notice}");
+    }
     crate::store::Store::prepare(&config.queue_directory)
         .with_context(|| format!("queue_directory {}", config.queue_directory.display()))?;
     println!(
         "postern: configuration in {} is valid",
-        settings.config_dir.display()
+        settings.source.path().display()
     );
     println!(
         "postern: queue_directory = {}",

@@ -85,6 +85,12 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
             }
         }
     };
+    if name != "start" {
+        // A command's output piped into `head` ends it quietly, as with
+        // Postfix's commands; the daemon keeps SIGPIPE ignored for its sockets.
+        // SAFETY: restoring the default disposition of one signal.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let rest_args = rest.clone();
     let result = match name.as_str() {
         "start" => start::run(rest),

@@ -6,7 +6,11 @@
 //! [`Config`] is the typed, `$name`-expanded result that roles read. An
 //! unknown parameter is an error naming the closest known one.
 
+pub mod edit;
+pub mod main_cf;
+pub mod master_cf;
 pub mod params;
+pub mod postfix;
 pub mod services;
 pub mod values;
 
@@ -16,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Format, Serialized, Toml};
+use figment::providers::{Format, Toml};
 use figment::value::Value;
 
 pub use values::Cidr;
@@ -25,6 +29,9 @@ pub use values::Cidr;
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/postern";
 /// The file read from the configuration directory.
 pub const CONFIG_FILE: &str = "postern.toml";
+/// Postfix's files, read when there is no postern.toml.
+pub const MAIN_CF: &str = "main.cf";
+pub const MASTER_CF: &str = "master.cf";
 /// Environment variables with this prefix set parameters.
 pub const ENV_PREFIX: &str = "POSTERN_";
 /// Variables under the prefix that are not parameters.
@@ -38,6 +45,9 @@ pub enum ConfigError {
     Syntax(String),
     #[error("parameter {name}: {message}")]
     Value { name: String, message: String },
+    /// Settings postern cannot honour and must not ignore.
+    #[error("{}", .0.join("; "))]
+    Unsupported(Vec<String>),
 }
 
 fn suggestion(name: &str) -> String {
@@ -47,15 +57,81 @@ fn suggestion(name: &str) -> String {
     }
 }
 
+/// The file the parameters were read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `postern.toml` (which need not exist: then only the environment).
+    Toml(PathBuf),
+    /// Postfix's `main.cf` (and `master.cf` beside it).
+    MainCf(PathBuf),
+}
+
+impl Source {
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Toml(p) | Source::MainCf(p) => p,
+        }
+    }
+}
+
 /// The raw parameter values of every layer.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub config_dir: PathBuf,
-    defaults: BTreeMap<&'static str, String>,
+    pub source: Source,
+    defaults: BTreeMap<String, String>,
     /// Values set in the file or the environment.
     explicit: BTreeMap<String, String>,
+    /// Where each explicit value was set (`main.cf, line 12`, an environment variable).
+    origins: BTreeMap<String, String>,
     /// `[services.NAME]` tables: attribute values by service name.
     pub services: services::RawServices,
+    /// What `master.cf` says, when there is one beside `main.cf`.
+    pub master: Option<master_cf::Master>,
+    /// Said while reading (a name set twice in main.cf).
+    pub read_warnings: Vec<String>,
+}
+
+/// Whether postern knows a name: its own, Postfix's, or one Postfix
+/// derives for a transport (`relay_destination_concurrency_limit`).
+fn known(name: &str, services: &services::RawServices) -> bool {
+    params::find(name).is_some()
+        || postfix::find(name).is_some()
+        || postfix::transport_param(name, |t| {
+            services.contains_key(t) || services::Kind::builtin(t).is_some()
+        })
+        .is_some()
+}
+
+/// Where a notice points to, `(file, line)`, for ordering notices.
+fn place(text: &str) -> (String, usize) {
+    let (head, _) = text.split_once(": ").unwrap_or((text, ""));
+    match head.rsplit_once(", line ") {
+        Some((file, line)) => (file.to_string(), line.parse().unwrap_or(0)),
+        None => (head.to_string(), 0),
+    }
+}
+
+/// The per-transport parameters postern implements (for every transport,
+/// built in or declared), as `TRANSPORT_SUFFIX`.
+const TRANSPORT_PARAMS: &[&str] = &[
+    "destination_concurrency_limit",
+    "destination_recipient_limit",
+    "initial_destination_concurrency",
+    "destination_concurrency_failed_cohort_limit",
+    "time_limit",
+];
+
+fn implemented_transport_param(name: &str, services: &services::RawServices) -> bool {
+    postfix::transport_param(name, |t| {
+        services.contains_key(t) || services::Kind::builtin(t).is_some()
+    })
+    .is_some_and(|(_, suffix)| TRANSPORT_PARAMS.contains(&suffix))
+}
+
+/// Names for a parameter's closest known name when it is not known.
+fn unknown(name: String, source_name: String) -> ConfigError {
+    ConfigError::Unknown { name, source_name }
 }
 
 impl Settings {
@@ -74,10 +150,16 @@ impl Settings {
 
     /// Reads the file and the given environment.
     pub fn load_from(config_dir: &Path, env: &[(String, String)]) -> Result<Settings, ConfigError> {
-        let file = config_dir.join(CONFIG_FILE);
-        let file_name = file.display().to_string();
+        let toml = config_dir.join(CONFIG_FILE);
+        let main_cf = config_dir.join(MAIN_CF);
+        let source = if !toml.exists() && main_cf.exists() {
+            Source::MainCf(main_cf)
+        } else {
+            Source::Toml(toml)
+        };
+        let file_name = source.path().display().to_string();
         let mut env_layer = BTreeMap::new();
-        let mut sources = BTreeMap::new();
+        let mut env_origins = BTreeMap::new();
         let mut env_services = Vec::new();
         for (key, value) in env {
             if let Some(path) = key
@@ -92,55 +174,180 @@ impl Settings {
                 // all lower case (smtp_tls_CAfile): match without case.
                 let name = params::PARAMS
                     .iter()
-                    .find(|p| p.name.eq_ignore_ascii_case(name))
-                    .map(|p| p.name.to_string())
+                    .map(|p| p.name)
+                    .chain(postfix::params().iter().map(|(n, _)| *n))
+                    .find(|p| p.eq_ignore_ascii_case(name))
+                    .map(str::to_string)
                     .unwrap_or_else(|| name.to_ascii_lowercase());
                 if !ENV_RESERVED.contains(&name.as_str()) {
-                    sources.insert(name.clone(), format!("environment variable {key}"));
-                    env_layer.insert(name, Value::from(value.clone()));
+                    env_origins.insert(name.clone(), format!("environment variable {key}"));
+                    env_layer.insert(name, value.clone());
                 }
             }
         }
-        let figment = Figment::new()
-            .merge(Toml::file(&file))
-            .merge(Serialized::globals(env_layer));
-        let mut merged: BTreeMap<String, Value> = figment
-            .extract()
-            .map_err(|e| ConfigError::Syntax(format!("{file_name}: {e}")))?;
-        let mut services = match merged.remove("services") {
-            Some(value) => services::from_toml(&value)
-                .map_err(|e| ConfigError::Syntax(format!("{file_name}: {e}")))?,
-            None => services::RawServices::new(),
+        let mut explicit = BTreeMap::new();
+        let mut origins = BTreeMap::new();
+        let mut read_warnings = Vec::new();
+        let mut master = None;
+        let mut services = match &source {
+            Source::Toml(file) => {
+                let figment = Figment::new().merge(Toml::file(file));
+                let mut merged: BTreeMap<String, Value> = figment
+                    .extract()
+                    .map_err(|e| ConfigError::Syntax(format!("{file_name}: {e}")))?;
+                let services = match merged.remove("services") {
+                    Some(value) => services::from_toml(&value)
+                        .map_err(|e| ConfigError::Syntax(format!("{file_name}: {e}")))?,
+                    None => services::RawServices::new(),
+                };
+                for (name, value) in merged {
+                    origins.insert(name.clone(), file_name.clone());
+                    explicit.insert(name.clone(), value_text(&name, &value)?);
+                }
+                services
+            }
+            Source::MainCf(file) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| ConfigError::Syntax(format!("{file_name}: {e}")))?;
+                for setting in main_cf::parse(&text, &file_name).map_err(ConfigError::Syntax)? {
+                    let origin = format!("{file_name}, line {}", setting.line);
+                    if let Some(old) = explicit.get(&setting.name) {
+                        read_warnings.push(format!(
+                            "{origin}: overriding earlier entry: {}={old}",
+                            setting.name
+                        ));
+                    }
+                    origins.insert(setting.name.clone(), origin);
+                    explicit.insert(setting.name, setting.value);
+                }
+                let master_file = config_dir.join(MASTER_CF);
+                match std::fs::read_to_string(&master_file) {
+                    Ok(text) => {
+                        let shown = master_file.display().to_string();
+                        let entries =
+                            master_cf::parse(&text, &shown).map_err(ConfigError::Syntax)?;
+                        let translated = master_cf::translate(&entries);
+                        let services = translated.services.clone();
+                        master = Some((shown, translated));
+                        services
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        services::RawServices::new()
+                    }
+                    Err(e) => {
+                        return Err(ConfigError::Syntax(format!(
+                            "{}: {e}",
+                            master_file.display()
+                        )));
+                    }
+                }
+            }
         };
         for (key, path, value) in env_services {
             services::from_env(&mut services, &path, &value)
                 .map_err(|e| ConfigError::Syntax(format!("environment variable {key}: {e}")))?;
         }
-        let mut explicit = BTreeMap::new();
-        for (name, value) in merged {
-            if params::find(&name).is_none() {
-                let source_name = sources
-                    .get(&name)
+        explicit.extend(env_layer);
+        origins.extend(env_origins);
+        for name in explicit.keys() {
+            if !known(name, &services) {
+                let source_name = origins
+                    .get(name)
                     .cloned()
                     .unwrap_or_else(|| file_name.clone());
-                return Err(ConfigError::Unknown { name, source_name });
+                return Err(unknown(name.clone(), source_name));
             }
-            explicit.insert(name.clone(), value_text(&name, &value)?);
         }
-        let mut defaults: BTreeMap<&'static str, String> = params::PARAMS
+        let mut defaults: BTreeMap<String, String> = postfix::params()
             .iter()
-            .map(|p| (p.name, default_text(p.default)))
+            .map(|(n, d)| (n.to_string(), d.to_string()))
             .collect();
+        for p in params::PARAMS {
+            defaults.insert(p.name.to_string(), default_text(p.default));
+        }
+        for transport in services.keys() {
+            for suffix in postfix::TRANSPORT_SUFFIXES {
+                defaults
+                    .entry(format!("{transport}_{suffix}"))
+                    .or_insert_with(|| postfix::transport_default(suffix));
+            }
+        }
         // Postfix derives mydomain from the effective myhostname.
         if let Some(host) = explicit.get("myhostname") {
-            defaults.insert("mydomain", domain_of(host));
+            defaults.insert("mydomain".into(), domain_of(host));
         }
+        // The configuration directory is the one in use.
+        defaults.insert("config_directory".into(), config_dir.display().to_string());
+        let master = master.map(|(shown, mut m): (String, master_cf::Master)| {
+            for note in &mut m.notes {
+                note.text = format!("{shown}, line {}: {}", note.line, note.text);
+            }
+            m
+        });
         Ok(Settings {
             config_dir: config_dir.to_path_buf(),
+            source,
             defaults,
             explicit,
+            origins,
             services,
+            master,
+            read_warnings,
         })
+    }
+
+    /// Every known name, sorted: postern's own and Postfix's.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.defaults.keys().map(String::as_str)
+    }
+
+    /// Whether postern knows this parameter.
+    pub fn is_known(&self, name: &str) -> bool {
+        self.defaults.contains_key(name) || known(name, &self.services)
+    }
+
+    /// Where an explicit value was set.
+    pub fn origin(&self, name: &str) -> Option<&str> {
+        self.origins.get(name).map(String::as_str)
+    }
+
+    /// What postern says of the Postfix parameters it was given but does
+    /// not implement, and of what master.cf asks: warnings, and what it
+    /// refuses to ignore.
+    pub fn unimplemented(&self) -> (Vec<String>, Vec<String>) {
+        let mut warnings = self.read_warnings.clone();
+        let mut refused = Vec::new();
+        for (name, value) in &self.explicit {
+            if params::find(name).is_some() || implemented_transport_param(name, &self.services) {
+                continue;
+            }
+            let value = self.expand(value, 0);
+            let default = self.expand(self.default_value(name).unwrap_or(""), 0);
+            let origin = self.origin(name).unwrap_or("");
+            match postfix::judge(name, &value, &default) {
+                None => {}
+                Some(postfix::Verdict::Ignored(why)) => {
+                    warnings.push(format!("{origin}: {name} = {value}: {why}"))
+                }
+                Some(postfix::Verdict::Refused(why)) => {
+                    refused.push(format!("{origin}: {name} = {value}: {why}"))
+                }
+            }
+        }
+        if let Some(master) = &self.master {
+            for note in &master.notes {
+                if note.fatal {
+                    refused.push(note.text.clone());
+                } else {
+                    warnings.push(note.text.clone());
+                }
+            }
+        }
+        // In the order of the files: main.cf by line, then master.cf.
+        for list in [&mut warnings, &mut refused] {
+            list.sort_by_cached_key(|text| place(text));
+        }
+        (warnings, refused)
     }
 
     /// The raw (unexpanded) effective value.
@@ -280,6 +487,169 @@ fn system_hostname() -> String {
     }
 }
 
+/// `myorigin`; a value that is a path names a file whose first word is
+/// the domain (Debian's `myorigin = /etc/mailname`).
+fn origin_text(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if !value.starts_with('/') {
+        return Ok(value.to_string());
+    }
+    let text = std::fs::read_to_string(value).map_err(|e| format!("{value}: {e}"))?;
+    text.split_whitespace()
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{value} is empty"))
+}
+
+/// The address families `inet_protocols` allows: (IPv4, IPv6). `all`
+/// means what the system has.
+fn protocols(value: &str) -> Result<(bool, bool), String> {
+    let mut v4 = false;
+    let mut v6 = false;
+    for item in values::list(value) {
+        match item.to_ascii_lowercase().as_str() {
+            "all" => {
+                v4 = true;
+                v6 = std::net::UdpSocket::bind("[::1]:0").is_ok();
+            }
+            "ipv4" => v4 = true,
+            "ipv6" => v6 = true,
+            other => return Err(format!("unknown protocol {other:?} (all, ipv4, ipv6)")),
+        }
+    }
+    if !v4 && !v6 {
+        return Err("no address family left".into());
+    }
+    Ok((v4, v6))
+}
+
+/// The addresses `inet_interfaces` names, within `inet_protocols`.
+fn interfaces(value: &str, (v4, v6): (bool, bool)) -> Result<Vec<IpAddr>, String> {
+    let wanted = |ip: &IpAddr| if ip.is_ipv4() { v4 } else { v6 };
+    let mut out = Vec::new();
+    for item in values::list(value) {
+        let found: Vec<IpAddr> = match item.to_ascii_lowercase().as_str() {
+            "all" => vec![
+                IpAddr::from([0u8, 0, 0, 0]),
+                IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
+            ],
+            "loopback-only" => vec![
+                IpAddr::from([127u8, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ],
+            _ => {
+                let host = item.trim_start_matches('[').trim_end_matches(']');
+                match host.parse::<IpAddr>() {
+                    Ok(ip) => vec![ip],
+                    Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+                        .map_err(|e| format!("interface {host:?}: {e}"))?
+                        .map(|a| a.ip())
+                        .collect(),
+                }
+            }
+        };
+        for ip in found.into_iter().filter(wanted) {
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("no address of {value:?} is in inet_protocols"));
+    }
+    Ok(out)
+}
+
+/// Where smtpd listens: `smtpd_listen` when set; else the smtpd services
+/// of master.cf (port 25 without one) on `inet_interfaces`, when master.cf
+/// is read or `inet_interfaces` is set; else `smtpd_listen`'s default.
+fn listen_addresses(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
+    let bad = |name: &str, message: String| ConfigError::Value {
+        name: name.into(),
+        message,
+    };
+    let from_interfaces =
+        !s.is_explicit("smtpd_listen") && (s.master.is_some() || s.is_explicit("inet_interfaces"));
+    if !from_interfaces {
+        return values::list(&s.expanded("smtpd_listen"))
+            .iter()
+            .map(|a| values::listen_address(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("smtpd_listen", e));
+    }
+    let families =
+        protocols(&s.expanded("inet_protocols")).map_err(|e| bad("inet_protocols", e))?;
+    let ips = interfaces(&s.expanded("inet_interfaces"), families)
+        .map_err(|e| bad("inet_interfaces", e))?;
+    let endpoints = match &s.master {
+        Some(master) => master.smtpd.clone(),
+        None => vec![master_cf::Endpoint {
+            host: None,
+            port: 25,
+            line: 0,
+        }],
+    };
+    let mut out = Vec::new();
+    for endpoint in endpoints {
+        let hosts = match &endpoint.host {
+            Some(host) => interfaces(host, (true, true)).map_err(|e| bad("smtpd_listen", e))?,
+            None => ips.clone(),
+        };
+        for ip in hosts {
+            let addr = SocketAddr::new(ip, endpoint.port);
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The per-transport limits set as `TRANSPORT_SUFFIX`.
+fn transport_params(s: &Settings) -> Result<BTreeMap<String, TransportParams>, ConfigError> {
+    let mut out: BTreeMap<String, TransportParams> = BTreeMap::new();
+    for (name, _) in s.explicit.iter() {
+        if !implemented_transport_param(name, &s.services) {
+            continue;
+        }
+        let Some((transport, suffix)) = postfix::transport_param(name, |_| true) else {
+            continue;
+        };
+        let value = s.expanded(name);
+        let bad = |message: String| ConfigError::Value {
+            name: name.clone(),
+            message,
+        };
+        let t = out.entry(transport.to_string()).or_default();
+        let number = |v: &str| values::number::<usize>(v).map_err(bad);
+        match suffix {
+            "destination_concurrency_limit" => {
+                t.destination_concurrency_limit = Some(number(&value)?)
+            }
+            "destination_recipient_limit" => t.destination_recipient_limit = Some(number(&value)?),
+            "initial_destination_concurrency" => {
+                t.initial_destination_concurrency = Some(number(&value)?)
+            }
+            "destination_concurrency_failed_cohort_limit" => {
+                t.destination_concurrency_failed_cohort_limit =
+                    Some(values::number::<u32>(&value).map_err(bad)?)
+            }
+            "time_limit" => t.time_limit = Some(values::duration(&value).map_err(bad)?),
+            _ => {}
+        }
+        if [
+            t.destination_concurrency_limit,
+            t.destination_recipient_limit,
+            t.initial_destination_concurrency,
+        ]
+        .contains(&Some(0))
+        {
+            return Err(bad("must be at least 1".into()));
+        }
+    }
+    Ok(out)
+}
+
 /// The typed configuration roles read.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -372,6 +742,7 @@ pub struct Config {
     /// SMTP client TLS level and trusted CAs.
     pub smtp_tls_security_level: String,
     pub smtp_tls_ca_file: String,
+    pub smtp_tls_ca_path: String,
     /// SMTP client authentication.
     pub smtp_sasl_auth_enable: bool,
     pub smtp_sasl_password_maps: Vec<String>,
@@ -434,6 +805,22 @@ pub struct Config {
     pub virtual_transport: String,
     /// Transports declared as `[services.NAME]`.
     pub services: std::collections::BTreeMap<String, services::Service>,
+    /// Per-transport limits set under Postfix's names
+    /// (`relay_destination_concurrency_limit`, `maildrop_time_limit`, ...).
+    pub transport_params: BTreeMap<String, TransportParams>,
+    /// What postern was given but does not implement and may ignore:
+    /// said as warnings by `check`, `start` and `reload`.
+    pub notices: Vec<String>,
+}
+
+/// A transport's own limits, Postfix's `TRANSPORT_SUFFIX` parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransportParams {
+    pub destination_concurrency_limit: Option<usize>,
+    pub destination_recipient_limit: Option<usize>,
+    pub initial_destination_concurrency: Option<usize>,
+    pub destination_concurrency_failed_cohort_limit: Option<u32>,
+    pub time_limit: Option<Duration>,
 }
 
 impl Config {
@@ -474,7 +861,7 @@ impl Config {
         let config = Config {
             myhostname: get(s, "myhostname", text)?,
             mydomain: get(s, "mydomain", text)?,
-            myorigin: get(s, "myorigin", text)?,
+            myorigin: get(s, "myorigin", origin_text)?,
             mydestination: get(s, "mydestination", lower_list)?,
             mynetworks: get(s, "mynetworks", |v| {
                 values::list(v).iter().map(|n| Cidr::parse(n)).collect()
@@ -489,7 +876,7 @@ impl Config {
             relayhost: get(s, "relayhost", text)?,
             mail_name: get(s, "mail_name", text)?,
             queue_directory: get(s, "queue_directory", |v| Ok(PathBuf::from(v.trim())))?,
-            smtpd_listen: get(s, "smtpd_listen", addrs)?,
+            smtpd_listen: listen_addresses(s)?,
             admin_listen: get(s, "admin_listen", addrs)?,
             message_size_limit: get(s, "message_size_limit", values::number)?,
             header_size_limit: get(s, "header_size_limit", values::number)?,
@@ -564,6 +951,7 @@ impl Config {
                 values::duration,
             )?,
             smtp_tls_ca_file: get(s, "smtp_tls_CAfile", text)?,
+            smtp_tls_ca_path: get(s, "smtp_tls_CApath", text)?,
             smtp_sasl_auth_enable: get(s, "smtp_sasl_auth_enable", values::yes_no)?,
             smtp_sasl_password_maps: get(s, "smtp_sasl_password_maps", |v| Ok(values::list(v)))?,
             smtp_dns_servers: get(s, "smtp_dns_servers", |v| {
@@ -630,7 +1018,19 @@ impl Config {
             virtual_mailbox_limit: get(s, "virtual_mailbox_limit", values::number)?,
             virtual_transport: get(s, "virtual_transport", text)?,
             services: services::parse(&s.services)?,
+            transport_params: transport_params(s)?,
+            notices: Vec::new(),
         };
+        let (notices, refused) = s.unimplemented();
+        if !refused.is_empty() {
+            return Err(ConfigError::Unsupported(refused));
+        }
+        let mut config = Config { notices, ..config };
+        for (name, service) in config.services.iter_mut() {
+            if service.time_limit.is_none() {
+                service.time_limit = config.transport_params.get(name).and_then(|t| t.time_limit);
+            }
+        }
         config.check()?;
         Ok(config)
     }
@@ -788,6 +1188,60 @@ mod tests {
         let s = settings("mynetworks = \"not-a-net\"\n", &[]).unwrap();
         assert!(Config::from_settings(&s).is_err());
         assert!(settings("this is not toml", &[]).is_err());
+    }
+
+    #[test]
+    fn main_cf_and_master_cf() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(MAIN_CF),
+            "myhostname = mx.example.com\ninet_interfaces = 127.0.0.1, [::1]\nrelay_destination_concurrency_limit = 3\nmaildrop_time_limit = 60s\nreadme_directory = no\nbiff = no\nsmtpd_timeout =\n  60s\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(MASTER_CF),
+            "smtp inet n - y - - smtpd\n2525 inet n - y - - smtpd\nmaildrop unix - n n - - pipe\n  flags=DRXhu user=vmail argv=/usr/bin/maildrop -d ${recipient}\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(dir.path(), &[]).unwrap();
+        assert!(matches!(s.source, Source::MainCf(_)));
+        let c = Config::from_settings(&s).unwrap();
+        let listen: Vec<String> = c.smtpd_listen.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            listen,
+            ["127.0.0.1:25", "[::1]:25", "127.0.0.1:2525", "[::1]:2525"]
+        );
+        assert_eq!(c.smtpd_timeout, Duration::from_secs(60));
+        assert_eq!(
+            c.services["maildrop"].time_limit,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            c.transport_params["relay"].destination_concurrency_limit,
+            Some(3)
+        );
+        assert_eq!(c.notices.len(), 1, "{:?}", c.notices);
+        assert!(
+            c.notices[0].contains("main.cf, line 5: readme_directory = no"),
+            "{:?}",
+            c.notices
+        );
+        // A setting postern must not ignore stops it, naming the setting.
+        std::fs::write(
+            dir.path().join(MAIN_CF),
+            "smtpd_milters = inet:127.0.0.1:8891\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(dir.path(), &[]).unwrap();
+        let err = Config::from_settings(&s).unwrap_err().to_string();
+        assert!(
+            err.contains("main.cf, line 1: smtpd_milters = inet:127.0.0.1:8891: content filters"),
+            "{err}"
+        );
+        // A postern.toml wins over main.cf.
+        std::fs::write(dir.path().join(CONFIG_FILE), "").unwrap();
+        let s = Settings::load_from(dir.path(), &[]).unwrap();
+        assert!(matches!(s.source, Source::Toml(_)));
     }
 
     #[test]

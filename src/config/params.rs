@@ -52,6 +52,8 @@ params! {
     "header_checks" = Text(""), "Pattern tables applied to each header (REJECT, WARN, HOLD, DISCARD, REPLACE, ...).";
     "header_size_limit" = Text("102400"), "Maximum bytes of a message header section; the rest is treated as body.";
     "home_mailbox" = Text(""), "Mailbox relative to the home directory: Mailbox (mbox) or Maildir/ (maildir); empty: mail_spool_directory.";
+    "inet_interfaces" = Text("all"), "Addresses smtpd listens on when smtpd_listen is not set and this is (or master.cf gives the ports): all, loopback-only, or addresses and host names.";
+    "inet_protocols" = Text("all"), "Address families for inet_interfaces: all, ipv4, ipv6.";
     "initial_destination_concurrency" = Text("5"), "Parallel deliveries to a destination before slow start raises the limit.";
     "local_destination_concurrency_limit" = Text("2"), "Parallel local deliveries to one recipient.";
     "local_destination_recipient_limit" = Text("1"), "Recipients per local delivery request.";
@@ -106,6 +108,7 @@ params! {
     "smtp_sasl_auth_enable" = Text("no"), "Authenticate to servers with credentials from smtp_sasl_password_maps.";
     "smtp_sasl_password_maps" = Text(""), "Lookup tables of nexthop or server name to user:password.";
     "smtp_tls_CAfile" = Text(""), "PEM file of trusted CA certificates for smtp_tls_security_level = verify; empty: the system's bundle.";
+    "smtp_tls_CApath" = Text(""), "Directory of PEM files of trusted CA certificates, added to smtp_tls_CAfile's.";
     "smtp_tls_security_level" = Text("may"), "SMTP client TLS: none, may (opportunistic), encrypt, verify.";
     "smtpd_banner" = Text("$myhostname ESMTP $mail_name"), "Text after 220 in the SMTP greeting.";
     "smtpd_client_connection_count_limit" = Text("50"), "Maximum concurrent sessions from one client IP outside mynetworks.";
@@ -142,7 +145,9 @@ pub fn find(name: &str) -> Option<&'static Param> {
 pub fn closest(name: &str) -> Option<&'static str> {
     PARAMS
         .iter()
-        .map(|p| (edit_distance(name, p.name), p.name))
+        .map(|p| p.name)
+        .chain(super::postfix::params().iter().map(|(n, _)| *n))
+        .map(|known| (edit_distance(name, known), known))
         .filter(|(d, known)| *d <= (known.len() / 3).max(2))
         .min()
         .map(|(_, known)| known)

@@ -84,6 +84,25 @@ impl QmgrConfig {
             },
         );
         transport_recipient_limits.insert("local".to_string(), c.local_destination_recipient_limit);
+        // Postfix's TRANSPORT_destination_* parameters, then what a
+        // [services.NAME] table says itself.
+        for (name, t) in &c.transport_params {
+            let base = transport_limits.get(name).copied().unwrap_or(limits);
+            transport_limits.insert(
+                name.clone(),
+                Limits {
+                    limit: t.destination_concurrency_limit.unwrap_or(base.limit),
+                    initial: t.initial_destination_concurrency.unwrap_or(base.initial),
+                    failed_cohort_limit: t
+                        .destination_concurrency_failed_cohort_limit
+                        .unwrap_or(base.failed_cohort_limit),
+                    ..base
+                },
+            );
+            if let Some(n) = t.destination_recipient_limit {
+                transport_recipient_limits.insert(name.clone(), n);
+            }
+        }
         for (name, service) in &c.services {
             let base = transport_limits.get(name).copied().unwrap_or(limits);
             transport_limits.insert(

@@ -93,6 +93,10 @@ pub enum StoreError {
     NotFound(QueueId),
     #[error("{id}: {source}")]
     QueueFile { id: QueueId, source: QueueFileError },
+    #[error(
+        "{0} is a Postfix queue directory ({1} exists): give postern a queue_directory of its own"
+    )]
+    Foreign(PathBuf, &'static str),
 }
 
 impl StoreError {
@@ -223,6 +227,13 @@ impl Store {
     /// someone else; pickup trusts only the file's owner).
     pub fn prepare(root: &Path) -> Result<(), StoreError> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        // Postfix's own queue (a main.cf that names it, say) is never taken
+        // over: its files would look damaged to postern.
+        for marker in ["public", "incoming", "active", "deferred"] {
+            if root.join(marker).is_dir() {
+                return Err(StoreError::Foreign(root.to_path_buf(), marker));
+            }
+        }
         for dir in std::iter::once(root.to_path_buf()).chain(DIRS.iter().map(|d| root.join(d))) {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -556,4 +567,18 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_at(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postfix_queue_is_not_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("public")).unwrap();
+        let err = Store::prepare(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is a Postfix queue directory"), "{err}");
+        assert!(!dir.path().join("spool").exists());
+    }
 }

@@ -123,6 +123,9 @@ pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
         .map_err(|e| StartError::Log(config.maillog_file.clone(), e))?
         .install()
         .map_err(|e| StartError::Log(config.maillog_file.clone(), std::io::Error::other(e)))?;
+    for notice in &config.notices {
+        tracing::warn!(target: "master", "{notice}");
+    }
     if std::process::id() == 1 {
         tracing::warn!(target: "master", "running as process 1: processes left behind by pipe and mailbox_command deliveries are not reaped; run under an init (the image's tini, docker run --init)");
     }

@@ -134,11 +134,19 @@ pub fn smtpd_group(listeners: &[SmtpdListener], deps: &SmtpdDeps) -> Result<Grou
     })
 }
 
-/// Binds an SMTP listener.
+/// Binds a listener. An IPv6 socket takes IPv6 only, so that `0.0.0.0:25`
+/// and `[::]:25` (inet_interfaces = all) can both be bound, as Postfix does.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 pub struct Reloader {
@@ -227,6 +235,9 @@ impl Reloader {
             Ok(log) => log,
             Err(e) => return refuse(e),
         };
+        for notice in &config.notices {
+            tracing::warn!(target: "master", "{notice}");
+        }
         // Everything checked: put it in force. The log is opened again
         // whatever changed, so that a log rotated away is left behind.
         if let Err(e) = super::logging::reopen(log) {

@@ -10,6 +10,7 @@ mod clients;
 mod config;
 mod delivery;
 mod dropin;
+mod from_postfix;
 mod local;
 mod logs;
 mod logtools;

@@ -58,7 +58,11 @@ impl SmtpConfig {
         let level = tls::Level::parse(&c.smtp_tls_security_level)?;
         let tls = match level {
             tls::Level::None => None,
-            level => Some(Arc::new(tls::Tls::new(level, &c.smtp_tls_ca_file)?)),
+            level => Some(Arc::new(tls::Tls::new(
+                level,
+                &c.smtp_tls_ca_file,
+                &c.smtp_tls_ca_path,
+            )?)),
         };
         let sasl_password_maps = if c.smtp_sasl_auth_enable {
             Some(Arc::new(

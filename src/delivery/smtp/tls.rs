@@ -5,7 +5,6 @@
 //! root — `smtp_tls_CAfile`, else the system's bundle — and name the
 //! server).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -59,7 +58,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 impl Tls {
-    pub fn new(level: Level, ca_file: &str) -> Result<Tls, String> {
+    pub fn new(level: Level, ca_file: &str, ca_path: &str) -> Result<Tls, String> {
         let provider = provider();
         let mut opportunistic = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -69,7 +68,7 @@ impl Tls {
         opportunistic
             .dangerous()
             .set_certificate_verifier(Arc::new(AnyCertificate(provider.clone())));
-        let verified = roots(ca_file).and_then(|roots| {
+        let verified = roots(ca_file, ca_path).and_then(|roots| {
             ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
@@ -96,20 +95,37 @@ impl Tls {
     }
 }
 
-fn roots(ca_file: &str) -> Result<RootCertStore, String> {
-    let path = if ca_file.is_empty() {
-        SYSTEM_BUNDLE
-    } else {
-        ca_file
-    };
+/// The trusted CAs: `smtp_tls_CAfile` and the PEM files (`*.pem`, `*.crt`)
+/// of `smtp_tls_CApath`, or the system's bundle when neither is set.
+fn roots(ca_file: &str, ca_path: &str) -> Result<RootCertStore, String> {
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    if !ca_file.is_empty() {
+        files.push(ca_file.into());
+    }
+    if !ca_path.is_empty() {
+        let dir = std::fs::read_dir(ca_path).map_err(|e| format!("{ca_path}: {e}"))?;
+        let mut found: Vec<std::path::PathBuf> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "crt"))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    if files.is_empty() {
+        files.push(SYSTEM_BUNDLE.into());
+    }
     let mut store = RootCertStore::empty();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(Path::new(path))
-        .map_err(|e| format!("{path}: {e}"))?
-        .filter_map(Result::ok)
-        .collect();
-    let (added, _) = store.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(format!("{path}: no usable CA certificate"));
+    for path in &files {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .filter_map(Result::ok)
+            .collect();
+        store.add_parsable_certificates(certs);
+    }
+    if store.is_empty() {
+        let shown: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+        return Err(format!("{}: no usable CA certificate", shown.join(", ")));
     }
     Ok(store)
 }
