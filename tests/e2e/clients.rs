@@ -46,18 +46,7 @@ except smtplib.SMTPRecipientsRefused as e:
 print("REFUSED", sorted(refused.items()))
 s.quit()
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(p.smtp.port().to_string())
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::common::python_smtp(script, p.smtp.port());
     assert!(
         stdout.contains("no@elsewhere.example") && stdout.contains("554"),
         "{stdout}"

@@ -412,6 +412,24 @@ pub fn spool_files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Runs a Python script that talks to the SMTP port (`sys.argv[1]`); panics
+/// unless it succeeds, and returns what it printed.
+pub fn python_smtp(script: &str, port: u16) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(port.to_string())
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Runs `command` with `input` on its standard input; all output captured.
 pub fn feed(mut command: Command, input: &[u8]) -> Output {
     use std::io::Write;

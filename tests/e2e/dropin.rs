@@ -24,18 +24,8 @@ s.send_message(msg, mail_options=["SMTPUTF8"])
 s.quit()
 print("SENT")
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(p.smtp.port().to_string())
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("SENT"),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::common::python_smtp(script, p.smtp.port());
+    assert!(stdout.contains("SENT"), "{stdout}");
     let queue = p.queue();
     assert_eq!(queue.len(), 1, "{queue:?}");
     assert_eq!(queue[0]["recipients"][0]["address"], "jösé@mx.test.example");
