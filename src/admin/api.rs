@@ -122,7 +122,7 @@ async fn apply(deps: &AdminDeps, id: &str, op: AdminOp) -> ApiResult {
     }
     tracing::info!(target: "postsuper", "{id}: {}", op.words().0);
     if op == AdminOp::Hold {
-        super::metrics::count(super::metrics::Event::Held);
+        crate::metrics::count(crate::metrics::Event::Held);
     }
     Ok(Json(
         json!({ "queue_id": id.as_str(), "result": op.words().0 }),

@@ -1,107 +1,17 @@
-//! Counters and the Prometheus text export. Counters are process-wide
-//! atomics bumped where the events happen; queue gauges and age bands come
-//! from the store's index, kept up to date by every store change, so a
-//! scrape never walks the spool.
+//! The Prometheus text export of the admin service: the process-wide
+//! counters of [`crate::metrics`], and queue gauges and age bands from the
+//! store's index, kept up to date by every store change, so a scrape never
+//! walks the spool.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use crate::metrics::{EVENTS, SEVERITIES};
 use crate::store::QueueName;
 use crate::store::index::{QueueIndex, QueueStats};
 
-/// The events `postern_messages_total` counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    Received,
-    Delivered,
-    Forwarded,
-    Deferred,
-    Bounced,
-    Rejected,
-    Discarded,
-    Held,
-}
-
-const EVENTS: [(Event, &str); 8] = [
-    (Event::Received, "received"),
-    (Event::Delivered, "delivered"),
-    (Event::Forwarded, "forwarded"),
-    (Event::Deferred, "deferred"),
-    (Event::Bounced, "bounced"),
-    (Event::Rejected, "rejected"),
-    (Event::Discarded, "discarded"),
-    (Event::Held, "held"),
-];
-
-const SEVERITIES: [&str; 4] = ["fatal", "panic", "error", "warning"];
-
 /// The qshape bands, in minutes.
 pub const BAND_LIMITS: [u64; 9] = [5, 10, 20, 40, 80, 160, 320, 640, 1280];
-
-static MESSAGES: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
-static LOG_EVENTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-static SMTPD_SESSIONS: AtomicI64 = AtomicI64::new(0);
-static AGENTS_BUSY: Mutex<BTreeMap<String, i64>> = Mutex::new(BTreeMap::new());
-
-pub fn count(event: Event) {
-    if let Some(i) = EVENTS.iter().position(|(e, _)| *e == event) {
-        MESSAGES[i].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-pub fn messages(event: Event) -> u64 {
-    EVENTS
-        .iter()
-        .position(|(e, _)| *e == event)
-        .map_or(0, |i| MESSAGES[i].load(Ordering::Relaxed))
-}
-
-/// Counts a log event of a severity (`warning`, `error`, `fatal`, `panic`).
-pub fn log_event(severity: &str) {
-    if let Some(i) = SEVERITIES.iter().position(|s| *s == severity) {
-        LOG_EVENTS[i].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// An open SMTP session; counts itself out when dropped.
-pub struct SessionGauge;
-
-impl SessionGauge {
-    pub fn open() -> SessionGauge {
-        SMTPD_SESSIONS.fetch_add(1, Ordering::Relaxed);
-        SessionGauge
-    }
-}
-
-impl Drop for SessionGauge {
-    fn drop(&mut self) {
-        SMTPD_SESSIONS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A delivery agent at work on a transport; counts itself out when dropped.
-pub struct BusyAgent(String);
-
-impl BusyAgent {
-    pub fn start(transport: &str) -> BusyAgent {
-        if let Ok(mut busy) = AGENTS_BUSY.lock() {
-            *busy.entry(transport.to_string()).or_default() += 1;
-        }
-        BusyAgent(transport.to_string())
-    }
-}
-
-impl Drop for BusyAgent {
-    fn drop(&mut self) {
-        if let Ok(mut busy) = AGENTS_BUSY.lock()
-            && let Some(n) = busy.get_mut(&self.0)
-        {
-            *n -= 1;
-        }
-    }
-}
 
 /// The band labels: `0-5`, `5-10`, ..., `1280+`.
 pub fn band_labels() -> Vec<String> {
@@ -191,7 +101,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
         let _ = writeln!(
             out,
             "postern_messages_total{{event=\"{name}\"}} {}",
-            MESSAGES[i].load(Ordering::Relaxed)
+            crate::metrics::messages(EVENTS[i].0)
         );
     }
     family(
@@ -204,7 +114,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
         let _ = writeln!(
             out,
             "postern_log_events_total{{severity=\"{name}\"}} {}",
-            LOG_EVENTS[i].load(Ordering::Relaxed)
+            crate::metrics::log_events()[i]
         );
     }
     family(
@@ -229,7 +139,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
     let _ = writeln!(
         out,
         "postern_smtpd_sessions {}",
-        SMTPD_SESSIONS.load(Ordering::Relaxed)
+        crate::metrics::smtpd_sessions()
     );
     family(
         &mut out,
@@ -237,13 +147,11 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "gauge",
         "Deliveries in progress by transport.",
     );
-    if let Ok(busy) = AGENTS_BUSY.lock() {
-        for (transport, n) in busy.iter() {
-            let _ = writeln!(
-                out,
-                "postern_delivery_agents_busy{{transport=\"{transport}\"}} {n}"
-            );
-        }
+    for (transport, n) in crate::metrics::agents_busy() {
+        let _ = writeln!(
+            out,
+            "postern_delivery_agents_busy{{transport=\"{transport}\"}} {n}"
+        );
     }
     if let Some((cpu, rss)) = process_usage() {
         family(

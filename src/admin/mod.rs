@@ -27,9 +27,9 @@ use axum::routing::{get, post};
 use tokio::sync::watch;
 
 use crate::qmgr::Qmgr;
+use crate::role::handle::RoleHandle;
 use crate::store::Store;
 use crate::store::index::QueueStats;
-use crate::supervisor::handle::RoleHandle;
 
 /// The roles whose restarts are exported.
 pub const ROLES: &[&str] = &["control", "admin", "cleanup", "pickup", "qmgr", "smtpd"];

@@ -145,13 +145,13 @@ impl Checks {
             }
             "HOLD" => {
                 say("hold", text);
-                crate::admin::metrics::count(crate::admin::metrics::Event::Held);
+                crate::metrics::count(crate::metrics::Event::Held);
                 verdict.hold = true;
                 Edit::Keep
             }
             "DISCARD" => {
                 say("discard", text);
-                crate::admin::metrics::count(crate::admin::metrics::Event::Discarded);
+                crate::metrics::count(crate::metrics::Event::Discarded);
                 verdict.discard = true;
                 Edit::Keep
             }

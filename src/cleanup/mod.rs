@@ -40,10 +40,10 @@ use crate::config::Config;
 use crate::mail::{Envelope, QueueId, Recipient};
 use crate::maps::MapError;
 use crate::rewrite::Rewrite;
+use crate::role::exit::ExitGuard;
+use crate::role::handle::{RoleError, RoleHandle};
+use crate::role::{Fault, StopRole};
 use crate::store::{Finished, QueueName, Store, StoreError};
-use crate::supervisor::handle::{RoleError, RoleHandle};
-use crate::supervisor::tree::ExitGuard;
-use crate::supervisor::{Fault, StopRole};
 use headers::HeaderInfo;
 use message::Additions;
 
@@ -217,7 +217,7 @@ pub struct CleanupHandle {
     /// Swapped on reload; sessions that began before keep what they read.
     config: Arc<std::sync::RwLock<Arc<CleanupConfig>>>,
     /// Told of every committed message.
-    arrivals: crate::qmgr::Arrivals,
+    arrivals: crate::role::trigger::Arrivals,
 }
 
 impl CleanupHandle {
@@ -225,7 +225,7 @@ impl CleanupHandle {
         role: RoleHandle<Cleanup>,
         store: Arc<Store>,
         config: Arc<CleanupConfig>,
-        arrivals: crate::qmgr::Arrivals,
+        arrivals: crate::role::trigger::Arrivals,
     ) -> CleanupHandle {
         CleanupHandle {
             role,

@@ -895,7 +895,7 @@ impl Config {
             syslog_name: get(s, "syslog_name", text)?,
             maillog_file: get(s, "maillog_file", text)?,
             log_format: get(s, "log_format", |v| {
-                crate::supervisor::logging::Format::parse(v).map(|_| v.trim().to_string())
+                crate::mail::maillog::Format::parse(v).map(|_| v.trim().to_string())
             })?,
             supervisor_restart_limit: get(s, "supervisor_restart_limit", values::number)?,
             supervisor_restart_period: get(s, "supervisor_restart_period", values::duration)?,

@@ -33,7 +33,7 @@ pub struct ControlDeps {
     /// Present only when fault injection is enabled.
     pub fault: Option<FaultTrigger>,
     /// For `postqueue -f`.
-    pub qmgr: crate::supervisor::handle::RoleHandle<crate::qmgr::Qmgr>,
+    pub qmgr: crate::role::handle::RoleHandle<crate::qmgr::Qmgr>,
     /// Wakes pickup: the sendmail command left a file.
     pub pickup: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -210,7 +210,7 @@ async fn answer(request: Request, deps: &ControlDeps) -> Response {
                     for id in &applied {
                         tracing::info!(target: "postsuper", "{id}: {}", op.words().0);
                         if op == crate::store::AdminOp::Hold {
-                            crate::admin::metrics::count(crate::admin::metrics::Event::Held);
+                            crate::metrics::count(crate::metrics::Event::Held);
                         }
                     }
                     Response::Applied {

@@ -8,6 +8,23 @@ use std::fmt::Write;
 
 use chrono::{DateTime, TimeZone};
 
+/// `log_format`: Postfix's syslog-style lines, or the same events as JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Postfix,
+    Json,
+}
+
+impl Format {
+    pub fn parse(text: &str) -> Result<Format, String> {
+        match text.trim() {
+            "" | "postfix" | "text" => Ok(Format::Postfix),
+            "json" => Ok(Format::Json),
+            other => Err(format!("unknown log_format {other:?} (postfix or json)")),
+        }
+    }
+}
+
 /// Postfix's severity prefixes; `Info` has none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {

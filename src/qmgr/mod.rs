@@ -29,22 +29,22 @@ mod log;
 pub mod scheduler;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::role::trigger::Arrivals;
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
-use tokio::sync::Notify;
 
-use crate::admin::metrics;
 use crate::bounce::{self, BounceConfig, Failed, Kind};
 use crate::cleanup::CleanupHandle;
 use crate::config::Config;
 use crate::delivery::{Agents, Expansion, Outcome, Program, Report, Request, Status};
 use crate::mail::{Envelope, QueueId};
+use crate::metrics;
 use crate::rewrite::Rewrite;
+use crate::role::exit::ExitGuard;
+use crate::role::{Fault, StopRole};
 use crate::store::{AdminOp, DsnRecord, MessageState, QueueFile, QueueName, RcptStatus, Store};
-use crate::supervisor::tree::ExitGuard;
-use crate::supervisor::{Fault, StopRole};
 use scheduler::{Job, Limits, Scheduler};
 
 /// The slice of configuration qmgr reads.
@@ -155,30 +155,6 @@ impl QmgrConfig {
     }
 }
 
-/// How cleanup announces new mail: IDs kept outside the actor, so a qmgr
-/// restart loses none, and a notification to wake it.
-#[derive(Clone, Default)]
-pub struct Arrivals {
-    ids: Arc<Mutex<Vec<QueueId>>>,
-    notify: Arc<Notify>,
-}
-
-impl Arrivals {
-    pub fn announce(&self, id: QueueId) {
-        if let Ok(mut ids) = self.ids.lock() {
-            ids.push(id);
-        }
-        self.notify.notify_one();
-    }
-
-    fn drain(&self) -> Vec<QueueId> {
-        self.ids
-            .lock()
-            .map(|mut ids| std::mem::take(&mut *ids))
-            .unwrap_or_default()
-    }
-}
-
 /// What qmgr works with.
 pub struct QmgrDeps {
     pub config: QmgrConfig,
@@ -257,7 +233,7 @@ impl Actor for Qmgr {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.tick(ctx));
         let addr = ctx.address();
-        let notify = self.deps.arrivals.notify.clone();
+        let notify = self.deps.arrivals.notified();
         tokio::spawn(async move {
             loop {
                 notify.notified().await;

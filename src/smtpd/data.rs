@@ -82,7 +82,7 @@ impl Session {
         self.txn = None;
         match result {
             Ok(id) => {
-                crate::admin::metrics::count(crate::admin::metrics::Event::Received);
+                crate::metrics::count(crate::metrics::Event::Received);
                 self.reply(Reply::new(250, format!("2.0.0 Ok: queued as {id}")))
                     .await
             }

@@ -95,7 +95,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, deps: SmtpdDeps, config: A
         last_verb: "CONNECT",
         stop,
     };
-    let _gauge = crate::admin::metrics::SessionGauge::open();
+    let _gauge = crate::metrics::SessionGauge::open();
     tracing::info!("connect from {}", session.client_log);
     session.serve().await;
     tracing::info!(
@@ -344,7 +344,7 @@ impl Session {
 
     /// The `NOQUEUE: reject: ...` log line (or `ID: reject:` once there is an ID).
     pub fn log_reject(&self, stage: &str, reply: &Reply, to: Option<&str>) {
-        crate::admin::metrics::count(crate::admin::metrics::Event::Rejected);
+        crate::metrics::count(crate::metrics::Event::Rejected);
         let id = self
             .txn
             .as_ref()

@@ -16,24 +16,8 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
+pub use crate::mail::maillog::Format;
 use crate::mail::maillog::{self, Severity};
-
-/// `log_format`: Postfix's syslog-style lines, or the same events as JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Postfix,
-    Json,
-}
-
-impl Format {
-    pub fn parse(text: &str) -> Result<Format, String> {
-        match text.trim() {
-            "" | "postfix" | "text" => Ok(Format::Postfix),
-            "json" => Ok(Format::Json),
-            other => Err(format!("unknown log_format {other:?} (postfix or json)")),
-        }
-    }
-}
 
 /// Where lines go and how they look: what a reload may change.
 pub struct Destination {
@@ -203,7 +187,7 @@ pub fn fatal(program: &str, text: &str, destination: Option<Destination>) {
     let Some(destination) = destination.filter(Destination::is_file) else {
         return;
     };
-    crate::admin::metrics::log_event(Severity::Fatal.name());
+    crate::metrics::log_event(Severity::Fatal.name());
     if let Ok(mut out) = destination.open() {
         let line = destination.line(program, std::process::id(), Severity::Fatal, text);
         let _ = out.write_all(line.as_bytes());
@@ -270,7 +254,7 @@ impl<S: Subscriber> Layer<S> for MaillogLayer {
             _ => Severity::Info,
         });
         if severity != Severity::Info {
-            crate::admin::metrics::log_event(severity.name());
+            crate::metrics::log_event(severity.name());
         }
         self.write(program, severity, &fields.message);
     }

@@ -21,7 +21,6 @@
 //!   `supervisor_restart_limit`, `supervisor_restart_period`,
 //!   `shutdown_grace_period`.
 
-pub mod handle;
 pub mod lock;
 pub mod logging;
 pub mod reload;
@@ -32,28 +31,21 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use actix::dev::ToEnvelope;
-use actix::{Actor, Handler, Message};
+use actix::{Actor, Handler};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::admin::AdminDeps;
 use crate::cleanup::{Cleanup, CleanupConfig, CleanupHandle};
 use crate::config::{Config, Settings};
 use crate::control::server::{ControlDeps, FaultTrigger};
-use crate::qmgr::{Arrivals, Qmgr};
+use crate::qmgr::Qmgr;
+use crate::role::trigger::Arrivals;
 use crate::smtpd::SmtpdDeps;
 use crate::store::Store;
 use handle::RoleSlot;
 use tree::{Child, Exit, ExitGuard, Group, Intensity, TaskChild, TreeEnd};
 
-/// Asks a role actor to stop; every role actor handles it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StopRole;
-
-/// Makes a role actor panic; reachable only with fault injection enabled.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Fault;
+pub use crate::role::{Fault, StopRole, handle};
 
 /// A child that is an actor, made by `factory` with the guard that reports its end.
 pub struct ActorChild<A: Actor> {

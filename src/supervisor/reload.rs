@@ -32,8 +32,9 @@ use crate::delivery::local::{LocalAgent, LocalConfig};
 use crate::delivery::pipe::PipeAgent;
 use crate::delivery::smtp::{SmtpAgent, SmtpConfig};
 use crate::delivery::virtual_mailbox::{VirtualAgent, VirtualConfig};
-use crate::qmgr::{Arrivals, Qmgr, QmgrConfig, QmgrDeps, Reconfigure};
+use crate::qmgr::{Qmgr, QmgrConfig, QmgrDeps, Reconfigure};
 use crate::rewrite::Rewrite;
+use crate::role::trigger::Arrivals;
 use crate::smtpd::{self, SmtpdDeps};
 use crate::store::Store;
 

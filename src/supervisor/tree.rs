@@ -22,6 +22,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+pub use crate::role::exit::{Exit, ExitGuard};
+
 /// When a child that ended is started again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restart {
@@ -36,50 +38,6 @@ pub enum Restart {
 pub struct Intensity {
     pub max: u32,
     pub period: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    Normal,
-    Failed(String),
-}
-
-/// Owned by an actor; reports its end when the actor is dropped. The
-/// actor's `stopped` calls [`ExitGuard::normal`] so an orderly stop is told
-/// apart from a panic (a panicking task is dropped without `stopped`).
-pub struct ExitGuard {
-    tx: Option<oneshot::Sender<Exit>>,
-    normal: bool,
-}
-
-impl ExitGuard {
-    pub fn new() -> (ExitGuard, oneshot::Receiver<Exit>) {
-        let (tx, rx) = oneshot::channel();
-        (
-            ExitGuard {
-                tx: Some(tx),
-                normal: false,
-            },
-            rx,
-        )
-    }
-
-    pub fn normal(&mut self) {
-        self.normal = true;
-    }
-}
-
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        let exit = if self.normal && !std::thread::panicking() {
-            Exit::Normal
-        } else {
-            Exit::Failed("died (panic)".into())
-        };
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(exit);
-        }
-    }
 }
 
 /// One supervised child.

@@ -642,7 +642,7 @@ impl LocalAgent {
         let rcpt = state.rcpt.clone();
         match self.resubmit(state.request, &rcpt, forwards).await {
             Ok(id) => {
-                crate::admin::metrics::count(crate::admin::metrics::Event::Forwarded);
+                crate::metrics::count(crate::metrics::Event::Forwarded);
                 state.record(&rcpt, Status::Sent, "2.0.0", format!("forwarded as {id}"))
             }
             Err(e) => state.record(
