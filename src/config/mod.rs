@@ -10,6 +10,7 @@ pub mod edit;
 pub mod main_cf;
 pub mod master_cf;
 pub mod params;
+pub mod parse;
 pub mod postfix;
 pub mod services;
 pub mod values;
@@ -23,6 +24,7 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use figment::value::Value;
 
+pub use params::Config;
 pub use values::Cidr;
 
 /// The configuration directory when neither `-c` nor `POSTERN_CONFIG_DIR` names one.
@@ -487,20 +489,6 @@ fn system_hostname() -> String {
     }
 }
 
-/// `myorigin`; a value that is a path names a file whose first word is
-/// the domain (Debian's `myorigin = /etc/mailname`).
-fn origin_text(value: &str) -> Result<String, String> {
-    let value = value.trim();
-    if !value.starts_with('/') {
-        return Ok(value.to_string());
-    }
-    let text = std::fs::read_to_string(value).map_err(|e| format!("{value}: {e}"))?;
-    text.split_whitespace()
-        .next()
-        .map(str::to_string)
-        .ok_or_else(|| format!("{value} is empty"))
-}
-
 /// The address families `inet_protocols` allows: (IPv4, IPv6). `all`
 /// means what the system has.
 fn protocols(value: &str) -> Result<(bool, bool), String> {
@@ -563,7 +551,7 @@ fn interfaces(value: &str, (v4, v6): (bool, bool)) -> Result<Vec<IpAddr>, String
 /// Where smtpd listens: `smtpd_listen` when set; else the smtpd services
 /// of master.cf (port 25 without one) on `inet_interfaces`, when master.cf
 /// is read or `inet_interfaces` is set; else `smtpd_listen`'s default.
-fn listen_addresses(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
+pub(crate) fn listen_addresses(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
     let bad = |name: &str, message: String| ConfigError::Value {
         name: name.into(),
         message,
@@ -650,169 +638,6 @@ fn transport_params(s: &Settings) -> Result<BTreeMap<String, TransportParams>, C
     Ok(out)
 }
 
-/// The typed configuration roles read.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// The internet host name of this mail system.
-    pub myhostname: String,
-    /// The internet domain of this mail system.
-    pub mydomain: String,
-    /// Appended to unqualified addresses.
-    pub myorigin: String,
-    /// Final-destination domains, lower case.
-    pub mydestination: Vec<String>,
-    /// Trusted client networks.
-    pub mynetworks: Vec<Cidr>,
-    /// Relay domains, lower case; subdomains match too.
-    pub relay_domains: Vec<String>,
-    /// The next hop for non-local mail (used by delivery).
-    pub relayhost: String,
-    /// The mail system name.
-    pub mail_name: String,
-    /// Where the queue lives.
-    pub queue_directory: PathBuf,
-    /// SMTP listener addresses.
-    pub smtpd_listen: Vec<SocketAddr>,
-    /// Admin HTTP address.
-    pub admin_listen: Vec<SocketAddr>,
-    /// Maximum message size in bytes.
-    pub message_size_limit: u64,
-    /// Maximum header section size in bytes.
-    pub header_size_limit: usize,
-    /// Maximum recipients per message.
-    pub smtpd_recipient_limit: usize,
-    /// Per-read and per-write time limit in a session.
-    pub smtpd_timeout: Duration,
-    /// Errors after which a session is closed.
-    pub smtpd_hard_error_limit: u32,
-    /// The greeting text.
-    pub smtpd_banner: String,
-    /// Concurrent sessions per client IP outside mynetworks.
-    pub smtpd_client_connection_count_limit: usize,
-    /// Minimum content rate in bytes per second; 0 turns the check off.
-    pub smtpd_min_data_rate: u64,
-    /// Wait before the greeting to catch clients that talk first.
-    pub smtpd_pregreet_wait: Duration,
-    /// Concurrent SMTP sessions in all.
-    pub default_process_limit: usize,
-    /// Log program prefix.
-    pub syslog_name: String,
-    /// Log line format: `postfix` or `json`.
-    pub log_format: String,
-    /// Log destination; empty for stdout.
-    pub maillog_file: String,
-    /// Role restarts allowed per period.
-    pub supervisor_restart_limit: u32,
-    /// The restart counting window.
-    pub supervisor_restart_period: Duration,
-    /// Time given to sessions and writes on stop.
-    pub shutdown_grace_period: Duration,
-    /// Append `.$mydomain` to dotless domains.
-    pub append_dot_mydomain: bool,
-    /// Transports of the three address classes, `transport:nexthop`.
-    pub local_transport: String,
-    pub relay_transport: String,
-    pub default_transport: String,
-    /// Lookup tables for per-recipient routes.
-    pub transport_maps: Vec<String>,
-    /// Messages in the active queue at most.
-    pub qmgr_message_active_limit: usize,
-    /// Parallel deliveries per destination, at most and at first.
-    pub default_destination_concurrency_limit: usize,
-    pub initial_destination_concurrency: usize,
-    /// Failed cohorts before a destination is dead.
-    pub default_destination_concurrency_failed_cohort_limit: u32,
-    /// Recipients per delivery request.
-    pub default_destination_recipient_limit: usize,
-    /// Backoff bounds and the deferred queue scan interval.
-    pub minimal_backoff_time: Duration,
-    pub maximal_backoff_time: Duration,
-    pub queue_run_delay: Duration,
-    /// Queue lifetimes of ordinary mail and of bounces.
-    pub maximal_queue_lifetime: Duration,
-    pub bounce_queue_lifetime: Duration,
-    /// When to warn senders of delayed mail; zero: never.
-    pub delay_warning_time: Duration,
-    /// Original content returned in a bounce, at most.
-    pub bounce_size_limit: usize,
-    /// SMTP connection cache.
-    pub smtp_connection_cache_on_demand: bool,
-    pub smtp_connection_cache_time_limit: Duration,
-    pub smtp_connection_reuse_time_limit: Duration,
-    /// SMTP client TLS level and trusted CAs.
-    pub smtp_tls_security_level: String,
-    pub smtp_tls_ca_file: String,
-    pub smtp_tls_ca_path: String,
-    /// SMTP client authentication.
-    pub smtp_sasl_auth_enable: bool,
-    pub smtp_sasl_password_maps: Vec<String>,
-    /// DNS servers for the SMTP client; empty: the system's.
-    pub smtp_dns_servers: Vec<SocketAddr>,
-    /// The SMTP client's EHLO name and fallback relays.
-    pub smtp_helo_name: String,
-    pub smtp_fallback_relay: Vec<String>,
-    /// SMTP client stage timeouts.
-    pub smtp_connect_timeout: Duration,
-    pub smtp_helo_timeout: Duration,
-    pub smtp_mail_timeout: Duration,
-    pub smtp_rcpt_timeout: Duration,
-    pub smtp_data_init_timeout: Duration,
-    pub smtp_data_xfer_timeout: Duration,
-    pub smtp_data_done_timeout: Duration,
-    pub smtp_quit_timeout: Duration,
-    /// Local mail: aliases, .forward, mailboxes, commands.
-    pub alias_database: Vec<String>,
-    pub alias_maps: Vec<String>,
-    pub allow_mail_to_commands: Vec<String>,
-    pub allow_mail_to_files: Vec<String>,
-    pub command_time_limit: Duration,
-    pub default_privs: String,
-    pub forward_path: Vec<String>,
-    pub home_mailbox: String,
-    pub local_destination_concurrency_limit: usize,
-    pub local_destination_recipient_limit: usize,
-    pub local_recipient_maps: Vec<String>,
-    pub luser_relay: String,
-    pub mail_spool_directory: String,
-    pub mailbox_command: String,
-    pub mailbox_delivery_lock: Vec<String>,
-    pub mailbox_size_limit: u64,
-    pub recipient_delimiter: String,
-    /// Address rewriting and content inspection in cleanup.
-    pub canonical_maps: Vec<String>,
-    pub sender_canonical_maps: Vec<String>,
-    pub recipient_canonical_maps: Vec<String>,
-    pub masquerade_classes: Vec<String>,
-    pub masquerade_domains: Vec<String>,
-    pub masquerade_exceptions: Vec<String>,
-    pub propagate_unmatched_extensions: Vec<String>,
-    pub virtual_alias_maps: Vec<String>,
-    pub virtual_alias_domains: Vec<String>,
-    pub virtual_alias_expansion_limit: usize,
-    pub virtual_alias_recursion_limit: usize,
-    pub header_checks: Vec<String>,
-    pub body_checks: Vec<String>,
-    pub body_checks_size_limit: usize,
-    pub relocated_maps: Vec<String>,
-    /// Virtual mailboxes.
-    pub virtual_mailbox_domains: Vec<String>,
-    pub virtual_mailbox_maps: Vec<String>,
-    pub virtual_mailbox_base: String,
-    pub virtual_uid_maps: Vec<String>,
-    pub virtual_gid_maps: Vec<String>,
-    pub virtual_minimum_uid: u32,
-    pub virtual_mailbox_limit: u64,
-    pub virtual_transport: String,
-    /// Transports declared as `[services.NAME]`.
-    pub services: std::collections::BTreeMap<String, services::Service>,
-    /// Per-transport limits set under Postfix's names
-    /// (`relay_destination_concurrency_limit`, `maildrop_time_limit`, ...).
-    pub transport_params: BTreeMap<String, TransportParams>,
-    /// What postern was given but does not implement and may ignore:
-    /// said as warnings by `check`, `start` and `reload`.
-    pub notices: Vec<String>,
-}
-
 /// A transport's own limits, Postfix's `TRANSPORT_SUFFIX` parameters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransportParams {
@@ -832,200 +657,14 @@ impl Config {
     }
 
     pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
-        fn get<T>(
-            s: &Settings,
-            name: &str,
-            parse: impl Fn(&str) -> Result<T, String>,
-        ) -> Result<T, ConfigError> {
-            parse(&s.expanded(name)).map_err(|message| ConfigError::Value {
-                name: name.to_string(),
-                message,
-            })
-        }
-        let lower_list = |v: &str| {
-            Ok::<_, String>(
-                values::list(v)
-                    .into_iter()
-                    .map(|d| d.to_ascii_lowercase())
-                    .collect::<Vec<_>>(),
-            )
-        };
-        let text = |v: &str| Ok::<_, String>(v.trim().to_string());
-        let list = |v: &str| Ok::<_, String>(values::list(v));
-        let addrs = |v: &str| {
-            values::list(v)
-                .iter()
-                .map(|a| values::listen_address(a))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let config = Config {
-            myhostname: get(s, "myhostname", text)?,
-            mydomain: get(s, "mydomain", text)?,
-            myorigin: get(s, "myorigin", origin_text)?,
-            mydestination: get(s, "mydestination", lower_list)?,
-            mynetworks: get(s, "mynetworks", |v| {
-                values::list(v).iter().map(|n| Cidr::parse(n)).collect()
-            })?,
-            relay_domains: get(s, "relay_domains", |v| {
-                lower_list(v).map(|l| {
-                    l.into_iter()
-                        .map(|d| d.trim_start_matches('.').to_string())
-                        .collect()
-                })
-            })?,
-            relayhost: get(s, "relayhost", text)?,
-            mail_name: get(s, "mail_name", text)?,
-            queue_directory: get(s, "queue_directory", |v| Ok(PathBuf::from(v.trim())))?,
-            smtpd_listen: listen_addresses(s)?,
-            admin_listen: get(s, "admin_listen", addrs)?,
-            message_size_limit: get(s, "message_size_limit", values::number)?,
-            header_size_limit: get(s, "header_size_limit", values::number)?,
-            smtpd_recipient_limit: get(s, "smtpd_recipient_limit", values::number)?,
-            smtpd_timeout: get(s, "smtpd_timeout", values::duration)?,
-            smtpd_hard_error_limit: get(s, "smtpd_hard_error_limit", values::number)?,
-            smtpd_banner: get(s, "smtpd_banner", text)?,
-            smtpd_client_connection_count_limit: get(
-                s,
-                "smtpd_client_connection_count_limit",
-                values::number,
-            )?,
-            smtpd_min_data_rate: get(s, "smtpd_min_data_rate", values::number)?,
-            smtpd_pregreet_wait: get(s, "smtpd_pregreet_wait", values::duration)?,
-            default_process_limit: get(s, "default_process_limit", values::number)?,
-            syslog_name: get(s, "syslog_name", text)?,
-            maillog_file: get(s, "maillog_file", text)?,
-            log_format: get(s, "log_format", |v| {
-                crate::mail::maillog::Format::parse(v).map(|_| v.trim().to_string())
-            })?,
-            supervisor_restart_limit: get(s, "supervisor_restart_limit", values::number)?,
-            supervisor_restart_period: get(s, "supervisor_restart_period", values::duration)?,
-            shutdown_grace_period: get(s, "shutdown_grace_period", values::duration)?,
-            append_dot_mydomain: get(s, "append_dot_mydomain", values::yes_no)?,
-            local_transport: get(s, "local_transport", text)?,
-            relay_transport: get(s, "relay_transport", text)?,
-            default_transport: get(s, "default_transport", text)?,
-            transport_maps: get(s, "transport_maps", |v| Ok(values::list(v)))?,
-            qmgr_message_active_limit: get(s, "qmgr_message_active_limit", values::number)?,
-            default_destination_concurrency_limit: get(
-                s,
-                "default_destination_concurrency_limit",
-                values::number,
-            )?,
-            initial_destination_concurrency: get(
-                s,
-                "initial_destination_concurrency",
-                values::number,
-            )?,
-            default_destination_concurrency_failed_cohort_limit: get(
-                s,
-                "default_destination_concurrency_failed_cohort_limit",
-                values::number,
-            )?,
-            default_destination_recipient_limit: get(
-                s,
-                "default_destination_recipient_limit",
-                values::number,
-            )?,
-            minimal_backoff_time: get(s, "minimal_backoff_time", values::duration)?,
-            maximal_backoff_time: get(s, "maximal_backoff_time", values::duration)?,
-            queue_run_delay: get(s, "queue_run_delay", values::duration)?,
-            maximal_queue_lifetime: get(s, "maximal_queue_lifetime", values::duration)?,
-            bounce_queue_lifetime: get(s, "bounce_queue_lifetime", values::duration)?,
-            bounce_size_limit: get(s, "bounce_size_limit", values::number)?,
-            delay_warning_time: get(s, "delay_warning_time", values::duration)?,
-            smtp_helo_name: get(s, "smtp_helo_name", text)?,
-            smtp_tls_security_level: get(s, "smtp_tls_security_level", text)?,
-            smtp_connection_cache_on_demand: get(
-                s,
-                "smtp_connection_cache_on_demand",
-                values::yes_no,
-            )?,
-            smtp_connection_cache_time_limit: get(
-                s,
-                "smtp_connection_cache_time_limit",
-                values::duration,
-            )?,
-            smtp_connection_reuse_time_limit: get(
-                s,
-                "smtp_connection_reuse_time_limit",
-                values::duration,
-            )?,
-            smtp_tls_ca_file: get(s, "smtp_tls_CAfile", text)?,
-            smtp_tls_ca_path: get(s, "smtp_tls_CApath", text)?,
-            smtp_sasl_auth_enable: get(s, "smtp_sasl_auth_enable", values::yes_no)?,
-            smtp_sasl_password_maps: get(s, "smtp_sasl_password_maps", |v| Ok(values::list(v)))?,
-            smtp_dns_servers: get(s, "smtp_dns_servers", |v| {
-                values::list(v)
-                    .iter()
-                    .map(|a| values::dns_server(a))
-                    .collect()
-            })?,
-            smtp_fallback_relay: get(s, "smtp_fallback_relay", |v| Ok(values::list(v)))?,
-            smtp_connect_timeout: get(s, "smtp_connect_timeout", values::duration)?,
-            smtp_helo_timeout: get(s, "smtp_helo_timeout", values::duration)?,
-            smtp_mail_timeout: get(s, "smtp_mail_timeout", values::duration)?,
-            smtp_rcpt_timeout: get(s, "smtp_rcpt_timeout", values::duration)?,
-            smtp_data_init_timeout: get(s, "smtp_data_init_timeout", values::duration)?,
-            smtp_data_xfer_timeout: get(s, "smtp_data_xfer_timeout", values::duration)?,
-            smtp_data_done_timeout: get(s, "smtp_data_done_timeout", values::duration)?,
-            smtp_quit_timeout: get(s, "smtp_quit_timeout", values::duration)?,
-            alias_database: get(s, "alias_database", list)?,
-            alias_maps: get(s, "alias_maps", list)?,
-            allow_mail_to_commands: get(s, "allow_mail_to_commands", lower_list)?,
-            allow_mail_to_files: get(s, "allow_mail_to_files", lower_list)?,
-            command_time_limit: get(s, "command_time_limit", values::duration)?,
-            default_privs: get(s, "default_privs", text)?,
-            forward_path: get(s, "forward_path", list)?,
-            home_mailbox: get(s, "home_mailbox", text)?,
-            local_destination_concurrency_limit: get(
-                s,
-                "local_destination_concurrency_limit",
-                values::number,
-            )?,
-            local_destination_recipient_limit: get(
-                s,
-                "local_destination_recipient_limit",
-                values::number,
-            )?,
-            local_recipient_maps: get(s, "local_recipient_maps", list)?,
-            luser_relay: get(s, "luser_relay", text)?,
-            mail_spool_directory: get(s, "mail_spool_directory", text)?,
-            mailbox_command: get(s, "mailbox_command", text)?,
-            mailbox_delivery_lock: get(s, "mailbox_delivery_lock", lower_list)?,
-            mailbox_size_limit: get(s, "mailbox_size_limit", values::number)?,
-            recipient_delimiter: get(s, "recipient_delimiter", text)?,
-            canonical_maps: get(s, "canonical_maps", list)?,
-            sender_canonical_maps: get(s, "sender_canonical_maps", list)?,
-            recipient_canonical_maps: get(s, "recipient_canonical_maps", list)?,
-            masquerade_classes: get(s, "masquerade_classes", lower_list)?,
-            masquerade_domains: get(s, "masquerade_domains", lower_list)?,
-            masquerade_exceptions: get(s, "masquerade_exceptions", lower_list)?,
-            propagate_unmatched_extensions: get(s, "propagate_unmatched_extensions", lower_list)?,
-            virtual_alias_maps: get(s, "virtual_alias_maps", list)?,
-            virtual_alias_domains: get(s, "virtual_alias_domains", list)?,
-            virtual_alias_expansion_limit: get(s, "virtual_alias_expansion_limit", values::number)?,
-            virtual_alias_recursion_limit: get(s, "virtual_alias_recursion_limit", values::number)?,
-            header_checks: get(s, "header_checks", list)?,
-            body_checks: get(s, "body_checks", list)?,
-            body_checks_size_limit: get(s, "body_checks_size_limit", values::number)?,
-            relocated_maps: get(s, "relocated_maps", list)?,
-            virtual_mailbox_domains: get(s, "virtual_mailbox_domains", list)?,
-            virtual_mailbox_maps: get(s, "virtual_mailbox_maps", list)?,
-            virtual_mailbox_base: get(s, "virtual_mailbox_base", text)?,
-            virtual_uid_maps: get(s, "virtual_uid_maps", list)?,
-            virtual_gid_maps: get(s, "virtual_gid_maps", list)?,
-            virtual_minimum_uid: get(s, "virtual_minimum_uid", values::number)?,
-            virtual_mailbox_limit: get(s, "virtual_mailbox_limit", values::number)?,
-            virtual_transport: get(s, "virtual_transport", text)?,
-            services: services::parse(&s.services)?,
-            transport_params: transport_params(s)?,
-            notices: Vec::new(),
-        };
+        let mut config = params::load(s)?;
+        config.services = services::parse(&s.services)?;
+        config.transport_params = transport_params(s)?;
         let (notices, refused) = s.unimplemented();
         if !refused.is_empty() {
             return Err(ConfigError::Unsupported(refused));
         }
-        let mut config = Config { notices, ..config };
+        config.notices = notices;
         for (name, service) in config.services.iter_mut() {
             if service.time_limit.is_none() {
                 service.time_limit = config.transport_params.get(name).and_then(|t| t.time_limit);

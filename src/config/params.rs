@@ -1,6 +1,17 @@
-//! The parameter table: every name postern knows, its default in Postfix's
-//! syntax, and one line of documentation. `postconf -d` prints this table;
-//! `config/postern.toml` in the repository documents it at length.
+//! Every parameter postern implements, declared once: its name, type,
+//! default (in Postfix's syntax), documentation, how its text is read, and
+//! which roles read it. From this one table come the typed [`Config`]
+//! struct and its loader, `postconf -d`, and the commented
+//! `config/postern.toml` ([`example_toml`]; a test keeps the file and the
+//! table in step). Postfix's other parameters are in [`super::postfix`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::values::Cidr;
+use super::{ConfigError, Settings, TransportParams, parse, services};
 
 /// Where a default comes from.
 #[derive(Clone, Copy, Debug)]
@@ -12,128 +23,386 @@ pub enum Default {
     Domain,
 }
 
+/// One declared parameter.
 #[derive(Debug)]
 pub struct Param {
     pub name: &'static str,
     pub default: Default,
+    /// The documentation: a first line, then more.
     pub doc: &'static str,
+    /// The section of `config/postern.toml` it is documented in.
+    pub section: &'static str,
+    /// The roles that read it.
+    pub roles: &'static str,
 }
 
-macro_rules! params {
-    ($($name:literal = $default:expr, $doc:literal;)*) => {
-        /// Every parameter, in `postconf` order (alphabetical).
-        pub const PARAMS: &[Param] = &[$(Param { name: $name, default: $default, doc: $doc }),*];
+impl Param {
+    /// The first line of the documentation.
+    pub fn summary(&self) -> &'static str {
+        self.doc.lines().next().unwrap_or("").trim()
+    }
+}
+
+macro_rules! declare {
+    ($(
+        $section:literal $prose:literal {
+            $(
+                $(#[doc = $doc:literal])*
+                $field:ident $([$pname:literal])? : $ty:ty = $default:expr, $parse:path, $roles:literal;
+            )*
+        }
+    )*) => {
+        /// The typed configuration roles read: a field per declared
+        /// parameter (named as the parameter, but for the two of Postfix's
+        /// names with capitals), and what is derived from several.
+        #[derive(Clone, Debug)]
+        pub struct Config {
+            $($(
+                $(#[doc = $doc])*
+                pub $field: $ty,
+            )*)*
+            /// Transports declared as `[services.NAME]` (or in master.cf).
+            pub services: BTreeMap<String, services::Service>,
+            /// Per-transport limits set under Postfix's names
+            /// (`relay_destination_concurrency_limit`, `maildrop_time_limit`, ...).
+            pub transport_params: BTreeMap<String, TransportParams>,
+            /// What postern was given but does not implement and may ignore:
+            /// said as warnings by `check`, `start` and `reload`.
+            pub notices: Vec<String>,
+        }
+
+        /// Every declared parameter, in the order of `config/postern.toml`.
+        pub const PARAMS: &[Param] = &[$($(
+            Param {
+                name: declare!(@name $field $($pname)?),
+                default: $default,
+                doc: concat!($($doc, "\n"),*),
+                section: $section,
+                roles: $roles,
+            },
+        )*)*];
+
+        /// The sections of `config/postern.toml`, with their introductions.
+        pub const SECTIONS: &[(&str, &str)] = &[$(($section, $prose)),*];
+
+        /// Reads every declared parameter from the settings.
+        pub(super) fn load(s: &Settings) -> Result<Config, ConfigError> {
+            Ok(Config {
+                $($(
+                    $field: $parse(s, declare!(@name $field $($pname)?))?,
+                )*)*
+                services: BTreeMap::new(),
+                transport_params: BTreeMap::new(),
+                notices: Vec::new(),
+            })
+        }
     };
+    (@name $field:ident) => { stringify!($field) };
+    (@name $field:ident $pname:literal) => { $pname };
 }
 
 use self::Default::{Domain, Hostname, Text};
 
-params! {
-    "admin_listen" = Text("127.0.0.1:8025"), "Address of the admin HTTP service (metrics, health, queue API).";
-    "alias_database" = Text("hash:/etc/aliases"), "Alias tables newaliases (postalias) builds.";
-    "alias_maps" = Text("hash:/etc/aliases"), "Alias tables the local delivery agent reads (/etc/aliases syntax).";
-    "allow_mail_to_commands" = Text("alias, forward"), "Where |command delivery is allowed: alias, forward, include.";
-    "allow_mail_to_files" = Text("alias, forward"), "Where /file delivery is allowed: alias, forward, include.";
-    "append_dot_mydomain" = Text("no"), "Append .$mydomain to domains without a dot.";
-    "body_checks" = Text(""), "Pattern tables applied to each body line (REJECT, WARN, HOLD, DISCARD, ...).";
-    "body_checks_size_limit" = Text("51200"), "Bytes of each message body inspected by body_checks.";
-    "bounce_queue_lifetime" = Text("5d"), "How long a bounce (null-sender message) may stay queued before it is given up.";
-    "bounce_size_limit" = Text("50000"), "Maximum bytes of the original message returned in a non-delivery report.";
-    "canonical_maps" = Text(""), "Address rewriting for sender and recipient, envelope and headers.";
-    "command_time_limit" = Text("1000s"), "Time limit for a command run by local delivery (aliases, .forward, mailbox_command).";
-    "default_destination_concurrency_failed_cohort_limit" = Text("1"), "Failed connection cohorts after which a destination is declared dead.";
-    "default_destination_concurrency_limit" = Text("20"), "Maximum parallel deliveries to one destination.";
-    "default_destination_recipient_limit" = Text("50"), "Maximum recipients per delivery request.";
-    "default_privs" = Text("nobody"), "The user that runs commands and file deliveries from alias tables not owned by a user.";
-    "default_process_limit" = Text("100"), "Maximum number of concurrent SMTP sessions.";
-    "default_transport" = Text("smtp"), "Transport for the default address class (transport:nexthop).";
-    "delay_warning_time" = Text("0h"), "Warn the sender when mail is queued this long (0h: never).";
-    "forward_path" = Text("$home/.forward${recipient_delimiter}${extension}, $home/.forward"), "Where local delivery looks for a user's .forward file.";
-    "header_checks" = Text(""), "Pattern tables applied to each header (REJECT, WARN, HOLD, DISCARD, REPLACE, ...).";
-    "header_size_limit" = Text("102400"), "Maximum bytes of a message header section; the rest is treated as body.";
-    "home_mailbox" = Text(""), "Mailbox relative to the home directory: Mailbox (mbox) or Maildir/ (maildir); empty: mail_spool_directory.";
-    "inet_interfaces" = Text("all"), "Addresses smtpd listens on when smtpd_listen is not set and this is (or master.cf gives the ports): all, loopback-only, or addresses and host names.";
-    "inet_protocols" = Text("all"), "Address families for inet_interfaces: all, ipv4, ipv6.";
-    "initial_destination_concurrency" = Text("5"), "Parallel deliveries to a destination before slow start raises the limit.";
-    "local_destination_concurrency_limit" = Text("2"), "Parallel local deliveries to one recipient.";
-    "local_destination_recipient_limit" = Text("1"), "Recipients per local delivery request.";
-    "local_recipient_maps" = Text("unix:passwd.byname $alias_maps"), "Tables of local users; RCPT TO for others is refused (empty: accept all).";
-    "local_transport" = Text("local:$myhostname"), "Transport for domains in mydestination.";
-    "log_format" = Text("postfix"), "Log line format: postfix (syslog-style lines) or json (one JSON object per line).";
-    "luser_relay" = Text(""), "Where mail for unknown local users goes ($user, $local, $domain expand); empty: bounce.";
-    "mail_name" = Text("Postern"), "The mail system name, used in the SMTP banner and Received: headers.";
-    "mail_spool_directory" = Text("/var/mail"), "Directory of mbox mailboxes; a trailing / means maildir.";
-    "mailbox_command" = Text(""), "Command that delivers to the mailbox instead of the local agent (run as the user).";
-    "mailbox_delivery_lock" = Text("fcntl, dotlock"), "Locks taken on an mbox file: fcntl, flock, dotlock.";
-    "mailbox_size_limit" = Text("51200000"), "Largest mbox file or maildir message local delivery writes (0: no limit).";
-    "maillog_file" = Text(""), "File for log lines; empty or /dev/stdout for standard output.";
-    "masquerade_classes" = Text("envelope_sender, header_sender, header_recipient"), "Which addresses masquerading rewrites: envelope_sender, envelope_recipient, header_sender, header_recipient.";
-    "masquerade_domains" = Text(""), "Domains whose subdomains are hidden in sender and header addresses (!domain: exempt).";
-    "masquerade_exceptions" = Text(""), "Local parts that are never masqueraded (e.g. root).";
-    "maximal_backoff_time" = Text("4000s"), "Longest wait between delivery attempts of a deferred message.";
-    "maximal_queue_lifetime" = Text("5d"), "How long a message may be deferred before it is returned to the sender.";
-    "message_size_limit" = Text("10240000"), "Maximum message size in bytes, headers and envelope included.";
-    "minimal_backoff_time" = Text("300s"), "Shortest wait between delivery attempts of a deferred message.";
-    "mydestination" = Text("$myhostname, localhost.$mydomain, localhost"), "Domains this system is the final destination for.";
-    "mydomain" = Domain, "The internet domain of this mail system.";
-    "myhostname" = Hostname, "The internet host name of this mail system.";
-    "mynetworks" = Text("127.0.0.0/8, [::1]/128"), "Trusted client networks: these may relay to any destination.";
-    "myorigin" = Text("$myhostname"), "The domain appended to unqualified addresses.";
-    "propagate_unmatched_extensions" = Text("canonical, virtual"), "Which rewrites keep an address extension a table key did not match: canonical, virtual, alias, forward, include.";
-    "qmgr_message_active_limit" = Text("20000"), "Maximum messages in the active queue.";
-    "queue_directory" = Text("/var/spool/postern"), "Where queue files, queue state and the control socket live.";
-    "queue_run_delay" = Text("300s"), "How often the deferred queue is scanned.";
-    "recipient_canonical_maps" = Text(""), "Address rewriting for recipients only.";
-    "recipient_delimiter" = Text(""), "Characters that separate a user from an address extension (user+ext).";
-    "relay_domains" = Text(""), "Domains (and their subdomains) this system relays mail to for any client.";
-    "relay_transport" = Text("relay"), "Transport for relay_domains.";
-    "relayhost" = Text(""), "The next hop for non-local mail; empty means direct delivery (used by delivery).";
-    "relocated_maps" = Text(""), "Tables of moved users: mail is refused with their new address.";
-    "sender_canonical_maps" = Text(""), "Address rewriting for senders only.";
-    "shutdown_grace_period" = Text("10s"), "How long open sessions and in-flight writes may take to finish on stop.";
-    "smtp_connect_timeout" = Text("30s"), "Time limit for a TCP connection to complete.";
-    "smtp_connection_cache_on_demand" = Text("yes"), "Keep SMTP connections open for the next message to the same nexthop.";
-    "smtp_connection_cache_time_limit" = Text("2s"), "How long a cached SMTP connection may stay idle.";
-    "smtp_connection_reuse_time_limit" = Text("300s"), "How long an SMTP connection may be reused in all.";
-    "smtp_data_done_timeout" = Text("600s"), "Time limit for the reply to the end of data.";
-    "smtp_data_init_timeout" = Text("120s"), "Time limit for the reply to DATA.";
-    "smtp_data_xfer_timeout" = Text("180s"), "Time limit for sending message content.";
-    "smtp_dns_servers" = Text(""), "DNS servers (ip or ip:port) for the SMTP client; empty: the system's resolver.";
-    "smtp_fallback_relay" = Text(""), "Next hops tried when the ordinary ones fail.";
-    "smtp_helo_name" = Text("$myhostname"), "The name the SMTP client sends in EHLO/HELO.";
-    "smtp_helo_timeout" = Text("300s"), "Time limit for the greeting and the reply to EHLO/HELO.";
-    "smtp_mail_timeout" = Text("300s"), "Time limit for the reply to MAIL FROM.";
-    "smtp_quit_timeout" = Text("300s"), "Time limit for the reply to QUIT.";
-    "smtp_rcpt_timeout" = Text("300s"), "Time limit for the reply to RCPT TO.";
-    "smtp_sasl_auth_enable" = Text("no"), "Authenticate to servers with credentials from smtp_sasl_password_maps.";
-    "smtp_sasl_password_maps" = Text(""), "Lookup tables of nexthop or server name to user:password.";
-    "smtp_tls_CAfile" = Text(""), "PEM file of trusted CA certificates for smtp_tls_security_level = verify; empty: the system's bundle.";
-    "smtp_tls_CApath" = Text(""), "Directory of PEM files of trusted CA certificates, added to smtp_tls_CAfile's.";
-    "smtp_tls_security_level" = Text("may"), "SMTP client TLS: none, may (opportunistic), encrypt, verify.";
-    "smtpd_banner" = Text("$myhostname ESMTP $mail_name"), "Text after 220 in the SMTP greeting.";
-    "smtpd_client_connection_count_limit" = Text("50"), "Maximum concurrent sessions from one client IP outside mynetworks.";
-    "smtpd_hard_error_limit" = Text("20"), "Errors after which the SMTP session is closed.";
-    "smtpd_listen" = Text("127.0.0.1:25"), "Addresses the SMTP server listens on, host:port, comma or space separated.";
-    "smtpd_min_data_rate" = Text("500"), "Minimum bytes per second of message content, after the first smtpd_timeout.";
-    "smtpd_pregreet_wait" = Text("0s"), "How long to watch for a client that talks before the greeting.";
-    "smtpd_recipient_limit" = Text("1000"), "Maximum recipients per message.";
-    "smtpd_timeout" = Text("300s"), "Time limit for reading a command or data, and for sending a reply.";
-    "supervisor_restart_limit" = Text("5"), "Restarts of a role within supervisor_restart_period before escalating.";
-    "supervisor_restart_period" = Text("60s"), "The window in which supervisor_restart_limit counts restarts.";
-    "syslog_name" = Text("postfix"), "The program name prefix in log lines (syslog_name/role[pid]); postfix, what Postfix's log tools look for.";
-    "transport_maps" = Text(""), "Lookup tables of recipient or domain to transport:nexthop.";
-    "virtual_alias_domains" = Text("$virtual_alias_maps"), "Domains whose every address is an alias in virtual_alias_maps (tables or names).";
-    "virtual_alias_expansion_limit" = Text("1000"), "Addresses one recipient may expand to through virtual_alias_maps.";
-    "virtual_alias_maps" = Text(""), "Aliases for any domain, applied by cleanup (recursively).";
-    "virtual_alias_recursion_limit" = Text("1000"), "Nesting depth of virtual alias expansion.";
-    "virtual_gid_maps" = Text(""), "Group ID per virtual mailbox recipient (static:N for all).";
-    "virtual_mailbox_base" = Text(""), "Directory prepended to every virtual mailbox path.";
-    "virtual_mailbox_domains" = Text("$virtual_mailbox_maps"), "Domains delivered by the virtual agent (tables or names).";
-    "virtual_mailbox_limit" = Text("51200000"), "Largest virtual mbox file or maildir message (0: no limit).";
-    "virtual_mailbox_maps" = Text(""), "Mailbox path per recipient, under virtual_mailbox_base; a trailing / means maildir.";
-    "virtual_minimum_uid" = Text("100"), "Smallest user ID the virtual agent writes as.";
-    "virtual_transport" = Text("virtual"), "Transport for virtual_mailbox_domains.";
-    "virtual_uid_maps" = Text(""), "User ID per virtual mailbox recipient (static:N for all).";
+declare! {
+    "Identity" "" {
+        /// The internet host name of this mail system.
+        /// Default: the system's host name, qualified with .localdomain when it has no dot.
+        myhostname: String = Hostname, parse::text, "smtpd cleanup bounce smtp";
+        /// The internet domain of this mail system.
+        /// Default: $myhostname less its first label.
+        mydomain: String = Domain, parse::text, "cleanup";
+        /// The domain appended to unqualified addresses (user -> user@$myorigin).
+        /// A path names a file whose first word is the domain (Debian's /etc/mailname).
+        myorigin: String = Text("$myhostname"), parse::origin, "cleanup rewrite local bounce";
+        /// The mail system name, used in the SMTP banner and Received: headers.
+        mail_name: String = Text("Postern"), parse::text, "smtpd cleanup bounce";
+    }
+    "Which mail is accepted" "" {
+        /// Domains this system is the final destination for.
+        /// Mail for these domains is accepted from any client and delivered by the
+        /// local transport.
+        mydestination: Vec<String> = Text("$myhostname, localhost.$mydomain, localhost"), parse::lower_list, "smtpd rewrite";
+        /// Domains (and their subdomains) this system relays mail to for any client.
+        /// As Postfix does with parent_domain_matches_subdomains = relay_domains.
+        relay_domains: Vec<String> = Text(""), parse::domains, "smtpd rewrite";
+        /// Trusted client networks: these may relay to any destination.
+        /// Everyone else may only send to mydestination and relay_domains (554 5.7.1).
+        mynetworks: Vec<Cidr> = Text("127.0.0.0/8, [::1]/128"), parse::networks, "smtpd";
+        /// The next hop for non-local mail; empty means direct delivery (used by delivery).
+        /// e.g. "[smtp.example.com]:587"; empty means direct delivery by MX lookup.
+        relayhost: String = Text(""), parse::text, "rewrite";
+    }
+    "Routing (trivial-rewrite)" "" {
+        /// Append .$mydomain to domains without a dot.
+        /// user@host -> user@host.$mydomain.
+        append_dot_mydomain: bool = Text("no"), parse::yes_no, "rewrite";
+        /// Transport for domains in mydestination.
+        /// Transports are transport:nexthop. Built in: smtp and relay (the SMTP
+        /// client), lmtp, local, virtual, discard, error; more as [services.NAME].
+        local_transport: String = Text("local:$myhostname"), parse::text, "rewrite";
+        /// Transport for relay_domains.
+        relay_transport: String = Text("relay"), parse::text, "rewrite";
+        /// Transport for the default address class (transport:nexthop).
+        default_transport: String = Text("smtp"), parse::text, "rewrite";
+        /// Lookup tables of recipient or domain to transport:nexthop.
+        /// In transport(5) syntax: `example.com smtp:[10.0.0.1]:2526`, `.example.com
+        /// relay:`, `user@example.com discard:`, `example.org error:5.1.1 no such
+        /// domain`, `* smtp:[smarthost]`.
+        transport_maps: Vec<String> = Text(""), parse::list, "rewrite";
+    }
+    "Lookup tables" "Tables are named type:name, as in Postfix: hash:/etc/postern/virtual (a\n\"key value\" file compiled by `postern postmap FILE`; aliases by\n`postern postalias` or `newaliases`), texthash:FILE (the same, read\ndirectly), regexp:FILE and pcre:FILE (/pattern/flags result), cidr:FILE,\ninline:{ key=value, ... }, static:value, unix:passwd.byname.\n`postern postmap -q KEY type:name` asks any table." {
+        /// Characters that separate a user from an address extension (user+ext).
+        recipient_delimiter: String = Text(""), parse::text, "cleanup rewrite local";
+    }
+    "Address rewriting (cleanup)" "" {
+        /// Address rewriting for sender and recipient, envelope and headers.
+        canonical_maps: Vec<String> = Text(""), parse::list, "cleanup";
+        /// Address rewriting for senders only.
+        sender_canonical_maps: Vec<String> = Text(""), parse::list, "cleanup";
+        /// Address rewriting for recipients only.
+        recipient_canonical_maps: Vec<String> = Text(""), parse::list, "cleanup";
+        /// Domains whose subdomains are hidden in sender and header addresses (!domain: exempt).
+        /// With "example.com", user@host.example.com becomes user@example.com;
+        /// "!sub.example.com" before it exempts that subdomain.
+        masquerade_domains: Vec<String> = Text(""), parse::lower_list, "cleanup";
+        /// Local parts that are never masqueraded (e.g. root).
+        masquerade_exceptions: Vec<String> = Text(""), parse::lower_list, "cleanup";
+        /// Which addresses masquerading rewrites: envelope_sender, envelope_recipient, header_sender, header_recipient.
+        masquerade_classes: Vec<String> = Text("envelope_sender, header_sender, header_recipient"), parse::lower_list, "cleanup";
+        /// Which rewrites keep an address extension a table key did not match: canonical, virtual, alias, forward, include.
+        propagate_unmatched_extensions: Vec<String> = Text("canonical, virtual"), parse::lower_list, "cleanup local";
+        /// Aliases for any domain, applied by cleanup (recursively).
+        virtual_alias_maps: Vec<String> = Text(""), parse::list, "cleanup smtpd";
+        /// Domains whose every address is an alias in virtual_alias_maps (tables or names).
+        virtual_alias_domains: Vec<String> = Text("$virtual_alias_maps"), parse::list, "rewrite smtpd";
+        /// Addresses one recipient may expand to through virtual_alias_maps.
+        virtual_alias_expansion_limit: usize = Text("1000"), parse::number, "cleanup";
+        /// Nesting depth of virtual alias expansion.
+        virtual_alias_recursion_limit: usize = Text("1000"), parse::number, "cleanup";
+        /// Tables of moved users: mail is refused with their new address.
+        relocated_maps: Vec<String> = Text(""), parse::list, "rewrite smtpd";
+        /// Pattern tables applied to each header (REJECT, WARN, HOLD, DISCARD, REPLACE, ...).
+        /// Actions: REJECT, WARN, HOLD, DISCARD, IGNORE, REPLACE, PREPEND, REDIRECT,
+        /// FILTER, BCC, DUNNO.
+        header_checks: Vec<String> = Text(""), parse::list, "cleanup";
+        /// Pattern tables applied to each body line (REJECT, WARN, HOLD, DISCARD, ...).
+        body_checks: Vec<String> = Text(""), parse::list, "cleanup";
+        /// Bytes of each message body inspected by body_checks.
+        body_checks_size_limit: usize = Text("51200"), parse::number, "cleanup";
+    }
+    "Local delivery (mydestination)" "" {
+        /// Alias tables the local delivery agent reads (/etc/aliases syntax).
+        alias_maps: Vec<String> = Text("hash:/etc/aliases"), parse::list, "local smtpd";
+        /// Alias tables newaliases (postalias) builds.
+        alias_database: Vec<String> = Text("hash:/etc/aliases"), parse::list, "newaliases";
+        /// Tables of local users; RCPT TO for others is refused (empty: accept all).
+        /// RCPT TO for anyone else is refused with 550 5.1.1.
+        local_recipient_maps: Vec<String> = Text("unix:passwd.byname $alias_maps"), parse::list, "smtpd";
+        /// Where local delivery looks for a user's .forward file.
+        /// $home, $user, ${extension}, ... are the recipient's.
+        forward_path: Vec<String> = Text("$home/.forward${recipient_delimiter}${extension}, $home/.forward"), parse::list, "local";
+        /// Mailbox relative to the home directory: Mailbox (mbox) or Maildir/ (maildir); empty: mail_spool_directory.
+        /// home_mailbox wins over mail_spool_directory; mailbox_command replaces both.
+        home_mailbox: String = Text(""), parse::text, "local";
+        /// Directory of mbox mailboxes; a trailing / means maildir.
+        mail_spool_directory: String = Text("/var/mail"), parse::text, "local";
+        /// Command that delivers to the mailbox instead of the local agent (run as the user).
+        mailbox_command: String = Text(""), parse::text, "local";
+        /// Locks taken on an mbox file: fcntl, flock, dotlock.
+        mailbox_delivery_lock: Vec<String> = Text("fcntl, dotlock"), parse::lower_list, "local";
+        /// Largest mbox file or maildir message local delivery writes (0: no limit).
+        mailbox_size_limit: u64 = Text("51200000"), parse::number, "local";
+        /// Where mail for unknown local users goes ($user, $local, $domain expand); empty: bounce.
+        /// e.g. $user@other.host.
+        luser_relay: String = Text(""), parse::text, "local";
+        /// Where |command delivery is allowed: alias, forward, include.
+        allow_mail_to_commands: Vec<String> = Text("alias, forward"), parse::lower_list, "local";
+        /// Where /file delivery is allowed: alias, forward, include.
+        allow_mail_to_files: Vec<String> = Text("alias, forward"), parse::lower_list, "local";
+        /// Time limit for a command run by local delivery (aliases, .forward, mailbox_command).
+        command_time_limit: Duration = Text("1000s"), parse::duration, "local pipe";
+        /// The user that runs commands and file deliveries from alias tables not owned by a user.
+        /// Used when the daemon runs as root.
+        default_privs: String = Text("nobody"), parse::text, "local";
+        /// Parallel local deliveries to one recipient.
+        local_destination_concurrency_limit: usize = Text("2"), parse::number, "qmgr";
+        /// Recipients per local delivery request.
+        local_destination_recipient_limit: usize = Text("1"), parse::number, "qmgr";
+    }
+    "Virtual mailboxes" "" {
+        /// Domains delivered by the virtual agent (tables or names).
+        virtual_mailbox_domains: Vec<String> = Text("$virtual_mailbox_maps"), parse::list, "rewrite smtpd";
+        /// Mailbox path per recipient, under virtual_mailbox_base; a trailing / means maildir.
+        virtual_mailbox_maps: Vec<String> = Text(""), parse::list, "virtual smtpd";
+        /// Directory prepended to every virtual mailbox path.
+        virtual_mailbox_base: String = Text(""), parse::text, "virtual";
+        /// User ID per virtual mailbox recipient (static:N for all).
+        virtual_uid_maps: Vec<String> = Text(""), parse::list, "virtual";
+        /// Group ID per virtual mailbox recipient (static:N for all).
+        virtual_gid_maps: Vec<String> = Text(""), parse::list, "virtual";
+        /// Smallest user ID the virtual agent writes as.
+        virtual_minimum_uid: u32 = Text("100"), parse::number, "virtual";
+        /// Largest virtual mbox file or maildir message (0: no limit).
+        virtual_mailbox_limit: u64 = Text("51200000"), parse::number, "virtual";
+        /// Transport for virtual_mailbox_domains.
+        virtual_transport: String = Text("virtual"), parse::text, "rewrite";
+    }
+    "Queue manager" "" {
+        /// Maximum messages in the active queue.
+        qmgr_message_active_limit: usize = Text("20000"), parse::number, "qmgr";
+        /// Maximum parallel deliveries to one destination.
+        /// Per destination (transport, nexthop); slow start begins at
+        /// initial_destination_concurrency and grows by one per success.
+        default_destination_concurrency_limit: usize = Text("20"), parse::number, "qmgr";
+        /// Parallel deliveries to a destination before slow start raises the limit.
+        initial_destination_concurrency: usize = Text("5"), parse::number, "qmgr";
+        /// Failed connection cohorts after which a destination is declared dead.
+        /// Its waiting mail is deferred.
+        default_destination_concurrency_failed_cohort_limit: u32 = Text("1"), parse::number, "qmgr";
+        /// Maximum recipients per delivery request.
+        /// One SMTP transaction carries at most this many.
+        default_destination_recipient_limit: usize = Text("50"), parse::number, "qmgr";
+        /// Shortest wait between delivery attempts of a deferred message.
+        /// The wait doubles from minimal_backoff_time up to maximal_backoff_time.
+        minimal_backoff_time: Duration = Text("300s"), parse::duration, "qmgr";
+        /// Longest wait between delivery attempts of a deferred message.
+        maximal_backoff_time: Duration = Text("4000s"), parse::duration, "qmgr";
+        /// How often the deferred queue is scanned.
+        queue_run_delay: Duration = Text("300s"), parse::duration, "qmgr";
+        /// How long a message may be deferred before it is returned to the sender.
+        maximal_queue_lifetime: Duration = Text("5d"), parse::duration, "qmgr";
+        /// How long a bounce (null-sender message) may stay queued before it is given up.
+        /// Bounces have the null sender.
+        bounce_queue_lifetime: Duration = Text("5d"), parse::duration, "qmgr";
+        /// Warn the sender when mail is queued this long (0h: never).
+        /// The warning is a DSN with Action: delayed.
+        delay_warning_time: Duration = Text("0h"), parse::duration, "qmgr";
+        /// Maximum bytes of the original message returned in a non-delivery report.
+        bounce_size_limit: usize = Text("50000"), parse::number, "bounce";
+    }
+    "SMTP client" "" {
+        /// The name the SMTP client sends in EHLO/HELO.
+        smtp_helo_name: String = Text("$myhostname"), parse::text, "smtp";
+        /// DNS servers (ip or ip:port) for the SMTP client; empty: the system's resolver.
+        /// Empty uses the system's resolver (/etc/resolv.conf).
+        smtp_dns_servers: Vec<SocketAddr> = Text(""), parse::dns_servers, "smtp lmtp";
+        /// Next hops tried when the ordinary ones fail.
+        /// e.g. "[backup.example]:25".
+        smtp_fallback_relay: Vec<String> = Text(""), parse::list, "smtp";
+        /// SMTP client TLS: none, may (opportunistic), encrypt, verify.
+        /// none; may (STARTTLS when offered, certificate not checked); encrypt
+        /// (STARTTLS required); verify (STARTTLS required, the certificate must chain
+        /// to a trusted CA and name the server). Postfix's default is none;
+        /// opportunistic encryption costs nothing and is on here.
+        smtp_tls_security_level: String = Text("may"), parse::text, "smtp";
+        /// PEM file of trusted CA certificates for smtp_tls_security_level = verify; empty: the system's bundle.
+        smtp_tls_ca_file["smtp_tls_CAfile"]: String = Text(""), parse::text, "smtp";
+        /// Directory of PEM files of trusted CA certificates, added to smtp_tls_CAfile's.
+        /// Debian's main.cf: /etc/ssl/certs.
+        smtp_tls_ca_path["smtp_tls_CApath"]: String = Text(""), parse::text, "smtp";
+        /// Authenticate to servers with credentials from smtp_sasl_password_maps.
+        smtp_sasl_auth_enable: bool = Text("no"), parse::yes_no, "smtp";
+        /// Lookup tables of nexthop or server name to user:password.
+        /// Keys: the nexthop as written in relayhost or transport_maps (e.g.
+        /// "[smtp.example.com]:587") or a server name; values user:password. In a
+        /// container: POSTERN_SMTP_SASL_PASSWORD_MAPS='inline:{ [smtp.example.com]:587 = user:secret }'.
+        smtp_sasl_password_maps: Vec<String> = Text(""), parse::list, "smtp";
+        /// Keep SMTP connections open for the next message to the same nexthop.
+        /// RSET checks a cached connection before reuse; the log says conn_use=N.
+        smtp_connection_cache_on_demand: bool = Text("yes"), parse::yes_no, "smtp";
+        /// How long a cached SMTP connection may stay idle.
+        smtp_connection_cache_time_limit: Duration = Text("2s"), parse::duration, "smtp";
+        /// How long an SMTP connection may be reused in all.
+        smtp_connection_reuse_time_limit: Duration = Text("300s"), parse::duration, "smtp";
+        /// Time limit for a TCP connection to complete.
+        smtp_connect_timeout: Duration = Text("30s"), parse::duration, "smtp lmtp";
+        /// Time limit for the greeting and the reply to EHLO/HELO.
+        smtp_helo_timeout: Duration = Text("300s"), parse::duration, "smtp lmtp";
+        /// Time limit for the reply to MAIL FROM.
+        smtp_mail_timeout: Duration = Text("300s"), parse::duration, "smtp lmtp";
+        /// Time limit for the reply to RCPT TO.
+        smtp_rcpt_timeout: Duration = Text("300s"), parse::duration, "smtp lmtp";
+        /// Time limit for the reply to DATA.
+        smtp_data_init_timeout: Duration = Text("120s"), parse::duration, "smtp lmtp";
+        /// Time limit for sending message content.
+        smtp_data_xfer_timeout: Duration = Text("180s"), parse::duration, "smtp lmtp";
+        /// Time limit for the reply to the end of data.
+        smtp_data_done_timeout: Duration = Text("600s"), parse::duration, "smtp lmtp";
+        /// Time limit for the reply to QUIT.
+        smtp_quit_timeout: Duration = Text("300s"), parse::duration, "smtp lmtp";
+    }
+    "Listeners" "" {
+        /// Addresses the SMTP server listens on, host:port, comma or space separated.
+        /// host:port, [v6]:port or :port.
+        smtpd_listen: Vec<SocketAddr> = Text("127.0.0.1:25"), parse::smtpd_listen, "smtpd";
+        /// Addresses smtpd listens on when smtpd_listen is not set and this is (or master.cf gives the ports): all, loopback-only, or addresses and host names.
+        /// Postfix's way: used when smtpd_listen is not set but this is, or when
+        /// master.cf is read; smtpd listens on port 25 (master.cf: the ports of its
+        /// smtpd services) of these addresses.
+        inet_interfaces: String = Text("all"), parse::text, "smtpd";
+        /// Address families for inet_interfaces: all, ipv4, ipv6.
+        inet_protocols: String = Text("all"), parse::text, "smtpd";
+        /// Address of the admin HTTP service (metrics, health, queue API).
+        admin_listen: Vec<SocketAddr> = Text("127.0.0.1:8025"), parse::listen, "admin";
+    }
+    "SMTP server limits" "" {
+        /// Text after 220 in the SMTP greeting.
+        smtpd_banner: String = Text("$myhostname ESMTP $mail_name"), parse::text, "smtpd";
+        /// Maximum message size in bytes, headers and envelope included.
+        /// Advertised with SIZE.
+        message_size_limit: u64 = Text("10240000"), parse::number, "smtpd cleanup";
+        /// Maximum bytes of a message header section; the rest is treated as body.
+        header_size_limit: usize = Text("102400"), parse::number, "smtpd cleanup";
+        /// Maximum recipients per message.
+        /// 452 4.5.3 past it.
+        smtpd_recipient_limit: usize = Text("1000"), parse::number, "smtpd";
+        /// Time limit for reading a command or data, and for sending a reply.
+        smtpd_timeout: Duration = Text("300s"), parse::duration, "smtpd";
+        /// Minimum bytes per second of message content, after the first smtpd_timeout.
+        /// A transfer gets smtpd_timeout plus one second per this many bytes
+        /// received (DATA and BDAT), so a client that trickles cannot hold a session
+        /// for ever.
+        smtpd_min_data_rate: u64 = Text("500"), parse::number, "smtpd";
+        /// Errors after which the SMTP session is closed.
+        /// Errors are 4xx and 5xx replies.
+        smtpd_hard_error_limit: u32 = Text("20"), parse::number, "smtpd";
+        /// Maximum concurrent sessions from one client IP outside mynetworks.
+        smtpd_client_connection_count_limit: usize = Text("50"), parse::number, "smtpd";
+        /// How long to watch for a client that talks before the greeting.
+        /// Talking first is a spam bot's habit; it is refused. 0s checks only what
+        /// already arrived.
+        smtpd_pregreet_wait: Duration = Text("0s"), parse::duration, "smtpd";
+        /// Maximum number of concurrent SMTP sessions.
+        default_process_limit: usize = Text("100"), parse::number, "smtpd";
+    }
+    "Queue" "" {
+        /// Where queue files, queue state and the control socket live.
+        queue_directory: PathBuf = Text("/var/spool/postern"), parse::path, "master store";
+    }
+    "Supervision and shutdown" "" {
+        /// Restarts of a role within supervisor_restart_period before escalating.
+        /// A role that dies is restarted; past this, its group is restarted, and
+        /// past that again the process exits non-zero.
+        supervisor_restart_limit: u32 = Text("5"), parse::number, "master";
+        /// The window in which supervisor_restart_limit counts restarts.
+        supervisor_restart_period: Duration = Text("60s"), parse::duration, "master";
+        /// How long open sessions and in-flight writes may take to finish on stop.
+        shutdown_grace_period: Duration = Text("10s"), parse::duration, "master";
+    }
+    "Logging" "" {
+        /// The program name prefix in log lines (syslog_name/role[pid]); postfix, what Postfix's log tools look for.
+        /// "postfix" is what pflogsumm, fail2ban's postfix filters,
+        /// prometheus-postfix-exporter and mailgraph look for; set another name only
+        /// if nothing reads the log.
+        syslog_name: String = Text("postfix"), parse::text, "master";
+        /// Log line format: postfix (syslog-style lines) or json (one JSON object per line).
+        /// postfix: Mon DD HH:MM:SS host postfix/role[pid]: text, what log scrapers
+        /// and pflogsumm read; json: one object per line with time, host, program,
+        /// pid, severity, queue_id and message.
+        log_format: String = Text("postfix"), parse::log_format, "master";
+        /// File for log lines; empty or /dev/stdout for standard output.
+        maillog_file: String = Text(""), parse::text, "master";
+    }
 }
 
 /// The parameter named `name`.
@@ -168,19 +437,122 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// How a default is written in the example file: numbers bare, the rest
+/// as TOML strings; the host-dependent ones as an example.
+fn toml_default(default: Default) -> String {
+    let text = match default {
+        Text(t) => t,
+        Hostname => "mx.example.com",
+        Domain => "example.com",
+    };
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.to_string()
+    } else {
+        format!("{:?}", text)
+    }
+}
+
+/// Comment lines: `# text`, or `#` for an empty line.
+fn comment(out: &mut String, text: &str) {
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.trim().is_empty() {
+            out.push_str("#\n");
+        } else {
+            out.push_str("# ");
+            out.push_str(line.strip_prefix(' ').unwrap_or(line));
+            out.push('\n');
+        }
+    }
+}
+
+/// `config/postern.toml`: its introduction, then every section with every
+/// parameter's documentation and default, commented out.
+pub fn example_toml() -> String {
+    let mut out = String::new();
+    comment(&mut out, EXAMPLE_INTRODUCTION);
+    for (section, prose) in SECTIONS {
+        out.push('\n');
+        let rule = "-".repeat(72usize.saturating_sub(section.len() + 7));
+        out.push_str(&format!("# --- {section} {rule}\n"));
+        if !prose.is_empty() {
+            out.push_str("#\n");
+            comment(&mut out, prose);
+        }
+        for param in PARAMS.iter().filter(|p| p.section == *section) {
+            out.push('\n');
+            comment(&mut out, param.doc);
+            out.push_str(&format!(
+                "# Read by: {}.\n# {} = {}\n",
+                param.roles.replace(' ', ", "),
+                param.name,
+                toml_default(param.default)
+            ));
+        }
+    }
+    out.push('\n');
+    comment(&mut out, EXAMPLE_SERVICES);
+    out
+}
+
+const EXAMPLE_INTRODUCTION: &str = "\
+postern.toml — every parameter postern implements, with its default.
+
+postern reads this file from the configuration directory: `-c DIR`, else
+$POSTERN_CONFIG_DIR, else /etc/postern. A missing file means all defaults.
+Every parameter can also be set in the environment as POSTERN_<NAME>
+(upper case), which wins over this file: POSTERN_MYHOSTNAME=mx.example.com.
+
+Names, defaults and value syntax are Postfix's: durations such as 300s,
+5m, 2h, 5d; lists separated by commas or spaces (a TOML array works too);
+$name and ${name} refer to other parameters. `postern postconf` shows the
+effective values, `postconf -n` what you set, `postconf -d` the defaults,
+and `postern check` validates the file without binding any port.
+An unknown name is an error that names the closest known one.
+
+A directory with Postfix's main.cf and master.cf and no postern.toml is
+read as Postfix reads it (`postern -c /etc/postfix start`). Every Postfix
+parameter name is known; one postern does not implement is a warning when
+ignoring it is harmless, and stops postern, naming it, when ignoring it
+would weaken security or change where mail goes. `postconf -e`, -X, -#,
+-M, -F and -P edit this file (or main.cf and master.cf) in place.
+
+This file is made from the declarations in src/config/params.rs.";
+
+const EXAMPLE_SERVICES: &str = "\
+--- Transports (master.cf) ------------------------------------------------
+
+A [services.NAME] table declares a transport that transport_maps,
+default_transport and the other *_transport parameters can name. type is
+pipe, smtp, lmtp, local, virtual, discard or error. In a container:
+POSTERN_SERVICES__NAME__TYPE=pipe, POSTERN_SERVICES__NAME__ARGV=\"...\".
+Postfix's per-transport parameters work for every transport:
+NAME_destination_concurrency_limit, NAME_destination_recipient_limit,
+NAME_initial_destination_concurrency, NAME_time_limit, ...
+
+[services.procmail]
+type = \"pipe\"
+argv = [\"/usr/bin/procmail\", \"-a\", \"${extension}\", \"-d\", \"${user}\"]
+flags = \"DRq\"                        # D, O, R, F, q, u, h, X, \".\", \">\"
+user = \"mail\"                        # who runs it when postern is root
+size = 10240000                      # larger mail bounces
+destination_recipient_limit = 1      # per-transport overrides
+destination_concurrency_limit = 5";
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn table_is_sorted_and_unique() {
-        for pair in PARAMS.windows(2) {
-            assert!(
-                pair[0].name < pair[1].name,
-                "{} before {}",
-                pair[0].name,
-                pair[1].name
-            );
+    fn names_are_unique_and_documented() {
+        let mut names: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        for pair in names.windows(2) {
+            assert!(pair[0] != pair[1], "{} twice", pair[0]);
+        }
+        for p in PARAMS {
+            assert!(!p.summary().is_empty(), "{} has no documentation", p.name);
+            assert!(SECTIONS.iter().any(|(s, _)| *s == p.section));
         }
     }
 
@@ -190,5 +562,21 @@ mod tests {
         assert_eq!(closest("mydestinations"), Some("mydestination"));
         assert_eq!(closest("message_size"), Some("message_size_limit"));
         assert_eq!(closest("completely_unrelated_name"), None);
+    }
+
+    /// `config/postern.toml` is what the declarations make: to bring it in
+    /// step, run this test with POSTERN_WRITE_EXAMPLE=1.
+    #[test]
+    fn the_example_file_is_the_declarations() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/postern.toml");
+        let made = example_toml();
+        if std::env::var_os("POSTERN_WRITE_EXAMPLE").is_some() {
+            std::fs::write(path, &made).unwrap();
+        }
+        let file = std::fs::read_to_string(path).unwrap();
+        assert!(
+            file == made,
+            "config/postern.toml and the declarations disagree; run POSTERN_WRITE_EXAMPLE=1 cargo test --lib the_example_file"
+        );
     }
 }
