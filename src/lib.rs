@@ -40,6 +40,7 @@ pub mod showq;
 pub mod smtpd;
 pub mod store;
 pub mod supervisor;
+pub mod tls;
 
 #[cfg(test)]
 mod shape {

@@ -8,10 +8,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::smtp::client::{self, End, Protocol, Stream};
+use super::smtp::client::{self, End, Protocol};
 use super::smtp::dns::Dns;
 use super::smtp::{Endpoint, Failure, Server, SmtpConfig, all_failed, connect};
 use super::{Report, Request, Status};
+use crate::proto::Stream;
 
 const LMTP_PORT: u16 = 24;
 

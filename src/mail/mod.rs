@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod envelope;
+pub mod header;
 pub mod maillog;
 pub mod queue_id;
 pub mod xtext;

@@ -158,9 +158,68 @@ impl BareNewlineCheck {
     }
 }
 
+/// Dot-stuffing for a sender of DATA: a line that starts with `.` gets
+/// another, across pieces of any size; [`DotStuffer::end`] is the end of
+/// data marker (with the CRLF a message without one at its end needs).
+#[derive(Debug)]
+pub struct DotStuffer {
+    at_line_start: bool,
+    last: u8,
+}
+
+impl Default for DotStuffer {
+    fn default() -> Self {
+        DotStuffer {
+            at_line_start: true,
+            last: b'\n',
+        }
+    }
+}
+
+impl DotStuffer {
+    /// Appends `chunk`, stuffed, to `out`.
+    pub fn stuff(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        for &b in chunk {
+            if self.at_line_start && b == b'.' {
+                out.push(b'.');
+            }
+            out.push(b);
+            self.at_line_start = b == b'\n';
+        }
+        if let Some(&b) = chunk.last() {
+            self.last = b;
+        }
+    }
+
+    /// The end of data: `.` on a line of its own.
+    pub fn end(&self) -> &'static [u8] {
+        if self.last == b'\n' {
+            b".\r\n"
+        } else {
+            b"\r\n.\r\n"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stuffing_across_chunks_decodes_back() {
+        let mut out = Vec::new();
+        let mut stuffer = DotStuffer::default();
+        stuffer.stuff(b".one\r\ntwo\r", &mut out);
+        stuffer.stuff(b"\n.three\r\n..", &mut out);
+        assert_eq!(out, b"..one\r\ntwo\r\n..three\r\n...");
+        assert_eq!(stuffer.end(), b"\r\n.\r\n");
+        out.extend_from_slice(stuffer.end());
+        let mut decoder = DataDecoder::default();
+        let mut back = Vec::new();
+        let (_, progress) = decoder.feed(&out, &mut back);
+        assert_eq!(progress, DataProgress::End);
+        assert_eq!(back, b".one\r\ntwo\r\n.three\r\n..\r\n");
+    }
 
     /// Feeds `input` in pieces of `step` bytes.
     fn decode(input: &[u8], step: usize) -> (Vec<u8>, usize, DataProgress) {

@@ -20,52 +20,7 @@ pub fn downgrade(message: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Splits an entity into its header section (with the blank line) and body.
-fn split(entity: &[u8]) -> (&[u8], &[u8]) {
-    if entity.starts_with(b"\r\n") {
-        return (&entity[..2], &entity[2..]);
-    }
-    match entity.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(i) => (&entity[..i + 4], &entity[i + 4..]),
-        None => (entity, &[]),
-    }
-}
-
-/// The header fields, each with its continuation lines.
-fn fields(headers: &[u8]) -> Vec<&[u8]> {
-    let mut out: Vec<&[u8]> = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < headers.len() {
-        let end = headers[i..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(headers.len(), |p| i + p + 2);
-        if i > start && !matches!(headers.get(i), Some(b' ') | Some(b'\t')) {
-            out.push(&headers[start..i]);
-            start = i;
-        }
-        i = end;
-    }
-    if start < headers.len() {
-        out.push(&headers[start..]);
-    }
-    out.into_iter().filter(|f| *f != b"\r\n").collect()
-}
-
-fn name_is(field: &[u8], name: &str) -> bool {
-    field.len() > name.len()
-        && field[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-        && field[name.len()..].trim_ascii_start().starts_with(b":")
-}
-
-fn value(field: &[u8]) -> String {
-    let colon = field.iter().position(|&b| b == b':').map_or(0, |c| c + 1);
-    String::from_utf8_lossy(&field[colon..])
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use crate::mail::header::{fields, is_named, split_entity, value};
 
 /// `boundary=` of a Content-Type value.
 fn boundary(content_type: &str) -> Option<String> {
@@ -80,16 +35,16 @@ fn boundary(content_type: &str) -> Option<String> {
 }
 
 fn entity(data: &[u8], out: &mut Vec<u8>, top: bool, depth: usize) {
-    let (headers, body) = split(data);
+    let (headers, body) = split_entity(data);
     let fields = fields(headers);
     let content_type = fields
         .iter()
-        .find(|f| name_is(f, "Content-Type"))
+        .find(|f| is_named(f, "Content-Type"))
         .map(|f| value(f))
         .unwrap_or_default();
     let cte = fields
         .iter()
-        .find(|f| name_is(f, "Content-Transfer-Encoding"))
+        .find(|f| is_named(f, "Content-Transfer-Encoding"))
         .map(|f| value(f).to_ascii_lowercase())
         .unwrap_or_default();
     let kind = content_type
@@ -113,11 +68,11 @@ fn entity(data: &[u8], out: &mut Vec<u8>, top: bool, depth: usize) {
     let mut had_cte = false;
     let mut had_version = false;
     for field in &fields {
-        if name_is(field, "Content-Transfer-Encoding") {
+        if is_named(field, "Content-Transfer-Encoding") {
             had_cte = true;
             out.extend_from_slice(format!("Content-Transfer-Encoding: {new_cte}\r\n").as_bytes());
         } else {
-            had_version |= name_is(field, "MIME-Version");
+            had_version |= is_named(field, "MIME-Version");
             out.extend_from_slice(field);
         }
     }

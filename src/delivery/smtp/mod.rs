@@ -18,7 +18,7 @@ pub(crate) mod client;
 pub(crate) mod dns;
 mod mime;
 pub mod nexthop;
-pub mod tls;
+mod transaction;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,7 +38,7 @@ pub struct SmtpConfig {
     pub cache_time_limit: Duration,
     pub reuse_time_limit: Duration,
     /// STARTTLS; `None` when the level is `none`.
-    pub tls: Option<Arc<tls::Tls>>,
+    pub tls: Option<Arc<crate::tls::client::Tls>>,
     /// Credentials per nexthop or server name, `user:password`.
     pub sasl_password_maps: Option<Arc<crate::maps::Maps>>,
     pub helo_name: String,
@@ -55,10 +55,10 @@ pub struct SmtpConfig {
 
 impl SmtpConfig {
     pub fn from_config(c: &Config) -> Result<SmtpConfig, String> {
-        let level = tls::Level::parse(&c.smtp_tls_security_level)?;
+        let level = crate::tls::client::Level::parse(&c.smtp_tls_security_level)?;
         let tls = match level {
-            tls::Level::None => None,
-            level => Some(Arc::new(tls::Tls::new(
+            crate::tls::client::Level::None => None,
+            level => Some(Arc::new(crate::tls::client::Tls::new(
                 level,
                 &c.smtp_tls_ca_file,
                 &c.smtp_tls_ca_path,

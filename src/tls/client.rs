@@ -1,4 +1,4 @@
-//! TLS for the SMTP client: `smtp_tls_security_level` = `none` (never),
+//! TLS for the SMTP and LMTP clients: `smtp_tls_security_level` = `none` (never),
 //! `may` (STARTTLS when offered, certificate not checked: opportunistic
 //! encryption), `encrypt` (STARTTLS required, certificate not checked) or
 //! `verify` (STARTTLS required, the certificate must chain to a trusted
@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::{provider, roots};
 
 /// Postfix's `smtp_tls_security_level`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,9 +42,6 @@ impl Level {
     }
 }
 
-/// Where system roots live on Debian-like systems, used when `smtp_tls_CAfile` is empty.
-const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 /// The client configurations, built once.
 pub struct Tls {
     pub level: Level,
@@ -51,10 +49,6 @@ pub struct Tls {
     pub opportunistic: Arc<ClientConfig>,
     /// Certificates checked (`verify`); `Err` says why it cannot be had.
     pub verified: Result<Arc<ClientConfig>, String>,
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 impl Tls {
@@ -93,47 +87,6 @@ impl Tls {
             _ => self.opportunistic.clone(),
         }
     }
-}
-
-/// The trusted CAs: `smtp_tls_CAfile` and the PEM files (`*.pem`, `*.crt`)
-/// of `smtp_tls_CApath`, or the system's bundle when neither is set.
-fn roots(ca_file: &str, ca_path: &str) -> Result<RootCertStore, String> {
-    let mut files: Vec<std::path::PathBuf> = Vec::new();
-    if !ca_file.is_empty() {
-        files.push(ca_file.into());
-    }
-    if !ca_path.is_empty() {
-        let dir = std::fs::read_dir(ca_path).map_err(|e| format!("{ca_path}: {e}"))?;
-        let mut found: Vec<std::path::PathBuf> = dir
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "crt"))
-            .collect();
-        found.sort();
-        files.extend(found);
-    }
-    if files.is_empty() {
-        files.push(SYSTEM_BUNDLE.into());
-    }
-    let mut store = RootCertStore::empty();
-    for path in &files {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .filter_map(Result::ok)
-            .collect();
-        store.add_parsable_certificates(certs);
-    }
-    if store.is_empty() {
-        let shown: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-        return Err(format!("{}: no usable CA certificate", shown.join(", ")));
-    }
-    Ok(store)
-}
-
-/// The server name to check the certificate against.
-pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(host.trim_end_matches('.').to_string())
-        .map_err(|e| format!("bad TLS server name {host:?}: {e}"))
 }
 
 /// Accepts any certificate: encryption without authentication, what
