@@ -141,7 +141,7 @@ impl Session {
         let started = tokio::time::Instant::now();
         let ended = loop {
             let deadline = self.content_deadline(started, decoder.size);
-            let read = tokio::time::timeout_at(deadline, self.reader.fill_buf()).await;
+            let read = tokio::time::timeout_at(deadline, self.conn.fill_buf()).await;
             let input = match read {
                 Err(_) => break Ended::Timeout,
                 Ok(Err(_)) => break Ended::Lost,
@@ -150,7 +150,7 @@ impl Session {
             };
             out.clear();
             let (used, progress) = decoder.feed(input, &mut out);
-            self.reader.consume(used);
+            self.conn.consume(used);
             if decoder.size > limit {
                 message = None;
             }
@@ -228,10 +228,10 @@ impl Session {
 
     /// True when the client sent more after DATA without waiting for 354.
     async fn pipelined_past_data(&mut self) -> bool {
-        if !self.reader.buffer().is_empty() {
+        if !self.conn.buffer().is_empty() {
             return true;
         }
-        let peek = tokio::time::timeout(std::time::Duration::ZERO, self.reader.fill_buf()).await;
+        let peek = tokio::time::timeout(std::time::Duration::ZERO, self.conn.fill_buf()).await;
         matches!(peek, Ok(Ok(buf)) if !buf.is_empty())
     }
 
@@ -268,7 +268,7 @@ impl Session {
         let started = tokio::time::Instant::now();
         while remaining > 0 {
             let deadline = self.content_deadline(started, size - remaining);
-            let read = tokio::time::timeout_at(deadline, self.reader.fill_buf()).await;
+            let read = tokio::time::timeout_at(deadline, self.conn.fill_buf()).await;
             let input = match read {
                 Ok(Ok(input)) if !input.is_empty() => input,
                 Err(_) => {
@@ -286,7 +286,7 @@ impl Session {
                 .len()
                 .min(usize::try_from(remaining).unwrap_or(usize::MAX));
             let chunk = input[..take].to_vec();
-            self.reader.consume(take);
+            self.conn.consume(take);
             remaining -= take as u64;
             let Some(b) = bdat.as_mut() else { continue };
             if let Err(kind) = b.check.check(&chunk) {

@@ -36,6 +36,8 @@ mod rcpt;
 pub mod relay;
 mod session;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 use super::SmtpdDeps;
@@ -19,16 +17,18 @@ use super::stats::Stats;
 use crate::cleanup::CleanupHandle;
 use crate::config::Config;
 use crate::mail::{Address, ClientInfo, QueueId, Recipient};
-use crate::proto::Reply;
 use crate::proto::command::{self, Command};
 use crate::proto::line::{LineStatus, read_line};
 use crate::proto::params::MailParams;
+use crate::proto::{Reply, Stream};
 
 /// RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF.
 pub const COMMAND_LINE_MAX: usize = 510;
 /// MAIL and RCPT may be longer: RFC 3461 adds room for ENVID and ORCPT.
 pub const PARAM_LINE_MAX: usize = 2046;
 const READ_BUFFER: usize = 64 * 1024;
+/// Replies waiting to be written past this are written at once.
+const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Whether the session goes on after a command.
 pub enum Flow {
@@ -50,8 +50,12 @@ pub struct Transaction {
 pub struct Session {
     pub config: Arc<Config>,
     pub cleanup: CleanupHandle,
-    pub reader: BufReader<OwnedReadHalf>,
-    writer: BufWriter<OwnedWriteHalf>,
+    /// The client's stream, whatever it is (TCP, TLS, a pipe in tests):
+    /// reads are buffered here, replies in `out`.
+    pub conn: BufReader<Box<dyn Stream>>,
+    /// Replies not yet written: pipelined replies go out together, when
+    /// the client has nothing more buffered.
+    out: Vec<u8>,
     pub client: ClientInfo,
     /// `name[addr]` for log lines.
     pub client_log: String,
@@ -66,9 +70,13 @@ pub struct Session {
     stop: watch::Receiver<bool>,
 }
 
-/// Runs a session to its end.
-pub async fn run(stream: TcpStream, peer: SocketAddr, deps: SmtpdDeps, config: Arc<Config>) {
-    let (read, write) = stream.into_split();
+/// Runs a session to its end, over any stream.
+pub async fn run<S: Stream + 'static>(
+    stream: S,
+    peer: SocketAddr,
+    deps: SmtpdDeps,
+    config: Arc<Config>,
+) {
     let addr = peer.ip().to_canonical().to_string();
     let client = ClientInfo {
         name: "unknown".into(),
@@ -80,11 +88,12 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, deps: SmtpdDeps, config: A
     let client_log = crate::mail::maillog::client(&client.name, &addr);
     let trusted = config.is_trusted(peer.ip());
     let stop = deps.shutdown.clone();
+    let stream: Box<dyn Stream> = Box::new(stream);
     let mut session = Session {
         config,
         cleanup: deps.cleanup.clone(),
-        reader: BufReader::with_capacity(READ_BUFFER, read),
-        writer: BufWriter::new(write),
+        conn: BufReader::with_capacity(READ_BUFFER, stream),
+        out: Vec::with_capacity(512),
         client,
         client_log,
         trusted,
@@ -116,11 +125,11 @@ impl Session {
                 self.shutting_down().await;
                 return;
             }
-            if self.reader.buffer().is_empty() && self.flush().await.is_err() {
+            if self.conn.buffer().is_empty() && self.flush().await.is_err() {
                 return;
             }
             let status = tokio::select! {
-                read = tokio::time::timeout(self.config.smtpd_timeout, read_line(&mut self.reader, PARAM_LINE_MAX, &mut line)) => read,
+                read = tokio::time::timeout(self.config.smtpd_timeout, read_line(&mut self.conn, PARAM_LINE_MAX, &mut line)) => read,
                 _ = self.stop.changed() => {
                     self.shutting_down().await;
                     return;
@@ -189,7 +198,7 @@ impl Session {
     /// The banner, after checking that the client did not talk first.
     async fn greet(&mut self) -> bool {
         let wait = self.config.smtpd_pregreet_wait;
-        let early = tokio::time::timeout(wait, self.reader.fill_buf()).await;
+        let early = tokio::time::timeout(wait, self.conn.fill_buf()).await;
         if let Ok(Ok(buf)) = early
             && !buf.is_empty()
         {
@@ -299,18 +308,26 @@ impl Session {
     }
 
     async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
-        let wire = reply.to_wire();
-        match tokio::time::timeout(self.config.smtpd_timeout, self.writer.write_all(&wire)).await {
-            Ok(result) => result,
-            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        self.out.extend_from_slice(&reply.to_wire());
+        if self.out.len() >= WRITE_BUFFER {
+            self.flush().await?;
         }
+        Ok(())
     }
 
+    /// Writes the replies waiting.
     pub async fn flush(&mut self) -> std::io::Result<()> {
-        match tokio::time::timeout(self.config.smtpd_timeout, self.writer.flush()).await {
+        let write = async {
+            let stream = self.conn.get_mut();
+            stream.write_all(&self.out).await?;
+            stream.flush().await
+        };
+        let written = match tokio::time::timeout(self.config.smtpd_timeout, write).await {
             Ok(result) => result,
             Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-        }
+        };
+        self.out.clear();
+        written
     }
 
     /// Sends a last reply and flushes it.
