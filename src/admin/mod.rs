@@ -32,7 +32,9 @@ use crate::store::Store;
 use crate::store::index::QueueStats;
 
 /// The roles whose restarts are exported.
-pub const ROLES: &[&str] = &["control", "admin", "cleanup", "pickup", "qmgr", "smtpd"];
+pub const ROLES: &[&str] = &[
+    "control", "admin", "cleanup", "pickup", "delivery", "qmgr", "smtpd",
+];
 
 #[derive(Clone)]
 pub struct AdminDeps {

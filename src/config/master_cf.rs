@@ -314,12 +314,17 @@ pub fn translate(entries: &[Entry]) -> Master {
                 let builtin = BUILTIN
                     .iter()
                     .any(|(name, kind)| *name == entry.service && *kind == agent);
+                let maxproc = entry.maxproc.trim_end_matches('?');
+                let limited = maxproc.parse::<usize>().is_ok_and(|n| n > 0);
                 if agent == "pipe" {
                     master.pipe(entry, &args);
-                } else if !builtin {
+                } else if !builtin || limited {
                     let mut attrs = std::collections::BTreeMap::new();
                     attrs.insert("type".to_string(), vec![agent.to_string()]);
                     master.services.insert(entry.service.clone(), attrs);
+                }
+                if limited && let Some(attrs) = master.services.get_mut(&entry.service) {
+                    attrs.insert("maxproc".into(), vec![maxproc.to_string()]);
                 }
                 master.judge_overrides(entry, &overrides);
             }

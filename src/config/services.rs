@@ -17,7 +17,9 @@
 //! `flags`, `user` (`user` or `user:group`), `size` (bytes; larger mail is
 //! bounced), `time_limit`, and the per-transport overrides
 //! `destination_concurrency_limit`, `destination_recipient_limit` and
-//! `initial_destination_concurrency`.
+//! `initial_destination_concurrency`, and `maxproc` (deliveries of the
+//! transport at once, master.cf's process limit; default
+//! `default_process_limit`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -77,6 +79,8 @@ pub struct Service {
     pub destination_concurrency_limit: Option<usize>,
     pub destination_recipient_limit: Option<usize>,
     pub initial_destination_concurrency: Option<usize>,
+    /// Deliveries of this transport at once (master.cf's maxproc).
+    pub maxproc: Option<usize>,
 }
 
 const ATTRIBUTES: &[&str] = &[
@@ -89,6 +93,7 @@ const ATTRIBUTES: &[&str] = &[
     "destination_concurrency_limit",
     "destination_recipient_limit",
     "initial_destination_concurrency",
+    "maxproc",
 ];
 
 fn texts(value: &Value) -> Result<Vec<String>, String> {
@@ -189,9 +194,11 @@ pub fn parse(raw: &RawServices) -> Result<BTreeMap<String, Service>, ConfigError
             destination_concurrency_limit: number("destination_concurrency_limit")?,
             destination_recipient_limit: number("destination_recipient_limit")?,
             initial_destination_concurrency: number("initial_destination_concurrency")?,
+            maxproc: number("maxproc")?,
         };
         if service.destination_concurrency_limit == Some(0)
             || service.destination_recipient_limit == Some(0)
+            || service.maxproc == Some(0)
         {
             return Err(bad("limits must be at least 1".into()));
         }

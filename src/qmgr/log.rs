@@ -60,20 +60,19 @@ impl Line<'_> {
             self.text
         )
     }
+}
 
-    /// Writes the line under the program that made the outcome.
-    pub fn log(&self, program: Program) {
-        let line = self.format();
-        match program {
-            Program::Smtp => tracing::info!(target: "smtp", "{line}"),
-            Program::Lmtp => tracing::info!(target: "lmtp", "{line}"),
-            Program::Local => tracing::info!(target: "local", "{line}"),
-            Program::Virtual => tracing::info!(target: "virtual", "{line}"),
-            Program::Pipe => tracing::info!(target: "pipe", "{line}"),
-            Program::Discard => tracing::info!(target: "discard", "{line}"),
-            Program::Error => tracing::info!(target: "error", "{line}"),
-            Program::Qmgr => tracing::info!(target: "qmgr", "{line}"),
-        }
+/// Writes a line under the program that made the outcome.
+pub fn write(program: Program, line: &str) {
+    match program {
+        Program::Smtp => tracing::info!(target: "smtp", "{line}"),
+        Program::Lmtp => tracing::info!(target: "lmtp", "{line}"),
+        Program::Local => tracing::info!(target: "local", "{line}"),
+        Program::Virtual => tracing::info!(target: "virtual", "{line}"),
+        Program::Pipe => tracing::info!(target: "pipe", "{line}"),
+        Program::Discard => tracing::info!(target: "discard", "{line}"),
+        Program::Error => tracing::info!(target: "error", "{line}"),
+        Program::Qmgr => tracing::info!(target: "qmgr", "{line}"),
     }
 }
 

@@ -46,6 +46,23 @@ pub struct Limits {
     pub dead_time: Duration,
 }
 
+impl Limits {
+    /// These limits with a transport's own where it has them.
+    pub fn overridden(
+        self,
+        limit: Option<usize>,
+        initial: Option<usize>,
+        failed_cohort_limit: Option<u32>,
+    ) -> Limits {
+        Limits {
+            limit: limit.unwrap_or(self.limit),
+            initial: initial.unwrap_or(self.initial),
+            failed_cohort_limit: failed_cohort_limit.unwrap_or(self.failed_cohort_limit),
+            ..self
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Scheduler {
     limits: Limits,
@@ -123,6 +140,17 @@ impl Scheduler {
 
     /// The next job to start, taking destinations in turn.
     pub fn next(&mut self, now: Instant) -> Option<Job> {
+        self.next_where(now, |_| true)
+    }
+
+    /// The next job to start among destinations `admit` lets through (it
+    /// is asked once a destination could start a job: the agent pool
+    /// takes a process slot of the transport then).
+    pub fn next_where(
+        &mut self,
+        now: Instant,
+        mut admit: impl FnMut(&Route) -> bool,
+    ) -> Option<Job> {
         for _ in 0..self.ring.len() {
             let route = self.ring.pop_front()?;
             let Some(dest) = self.destinations.get_mut(&route) else {
@@ -136,7 +164,7 @@ impl Scheduler {
                 continue;
             }
             let alive = dest.dead.as_ref().is_none_or(|(until, _)| *until <= now);
-            if alive && dest.active < dest.window {
+            if alive && dest.active < dest.window && admit(&route) {
                 let job = dest.jobs.pop_front();
                 dest.active += 1;
                 if dest.jobs.is_empty() {

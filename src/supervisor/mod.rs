@@ -238,8 +238,9 @@ async fn run_tree(
         ),
         arrivals.clone(),
     );
-    let qmgr_deps =
-        reload::qmgr_deps(&config, &store, &cleanup, &arrivals).map_err(StartError::Config)?;
+    let pool = crate::qmgr::pool::Pool::new(crate::qmgr::pool::ProcessLimits::from_config(&config));
+    let qmgr_deps = reload::qmgr_deps(&config, &store, &cleanup, &arrivals, &pool)
+        .map_err(StartError::Config)?;
     let qmgr_current = Arc::new(Mutex::new(qmgr_deps));
     let (qmgr_slot, qmgr_role) = handle::role::<Qmgr>("qmgr");
     let poke = Arc::new(tokio::sync::Notify::new());
@@ -277,6 +278,7 @@ async fn run_tree(
         cleanup: cleanup.clone(),
         arrivals,
         qmgr: qmgr_role.clone(),
+        pool: pool.clone(),
         qmgr_current: qmgr_current.clone(),
         smtpd_config: config_tx,
         smtpd_deps,
@@ -355,6 +357,18 @@ async fn run_tree(
             name: "pickup",
             children: vec![Box::new(TaskChild::new("pickup", move |stop| {
                 Box::pin(crate::pickup::serve(pickup_deps.clone(), stop))
+            }))],
+        },
+        Group {
+            // The delivery work: stopped after qmgr, when what runs has ended.
+            name: "delivery",
+            children: vec![Box::new(TaskChild::new("delivery", move |mut stop| {
+                let pool = pool.clone();
+                Box::pin(async move {
+                    let _ = stop.changed().await;
+                    pool.drain().await;
+                    Ok(())
+                })
             }))],
         },
         Group {

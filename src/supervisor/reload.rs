@@ -32,6 +32,7 @@ use crate::delivery::local::{LocalAgent, LocalConfig};
 use crate::delivery::pipe::PipeAgent;
 use crate::delivery::smtp::{SmtpAgent, SmtpConfig};
 use crate::delivery::virtual_mailbox::{VirtualAgent, VirtualConfig};
+use crate::qmgr::pool::{Pool, ProcessLimits};
 use crate::qmgr::{Qmgr, QmgrConfig, QmgrDeps, Reconfigure};
 use crate::rewrite::Rewrite;
 use crate::role::trigger::Arrivals;
@@ -47,6 +48,7 @@ pub fn qmgr_deps(
     store: &Arc<Store>,
     cleanup: &CleanupHandle,
     arrivals: &Arrivals,
+    pool: &Pool,
 ) -> Result<Arc<QmgrDeps>, String> {
     let rewrite = Arc::new(Rewrite::new(config).map_err(|e| e.to_string())?);
     let smtp_config = SmtpConfig::from_config(config)?;
@@ -74,6 +76,7 @@ pub fn qmgr_deps(
         cleanup: cleanup.clone(),
         bounce: BounceConfig::from_config(config),
         arrivals: arrivals.clone(),
+        pool: pool.clone(),
     }))
 }
 
@@ -157,6 +160,8 @@ pub struct Reloader {
     pub cleanup: CleanupHandle,
     pub arrivals: Arrivals,
     pub qmgr: RoleHandle<Qmgr>,
+    /// The delivery work, whose process limits a reload changes.
+    pub pool: Pool,
     /// What a restarted qmgr starts with.
     pub qmgr_current: Arc<Mutex<Arc<QmgrDeps>>>,
     pub smtpd_config: watch::Sender<Arc<Config>>,
@@ -188,7 +193,13 @@ impl Reloader {
             Ok(c) => Arc::new(c),
             Err(e) => return refuse(e.to_string()),
         };
-        let deps = match qmgr_deps(&config, &self.store, &self.cleanup, &self.arrivals) {
+        let deps = match qmgr_deps(
+            &config,
+            &self.store,
+            &self.cleanup,
+            &self.arrivals,
+            &self.pool,
+        ) {
             Ok(deps) => deps,
             Err(e) => return refuse(e),
         };
@@ -248,6 +259,7 @@ impl Reloader {
         if let Ok(mut current) = self.qmgr_current.lock() {
             *current = deps.clone();
         }
+        self.pool.set_limits(ProcessLimits::from_config(&config));
         self.qmgr.do_send(Reconfigure(deps));
         self.smtpd_config.send_replace(config.clone());
         for group in groups {

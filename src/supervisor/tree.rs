@@ -181,14 +181,13 @@ impl Running {
         });
     }
 
-    /// Stops every live child in reverse order, each within `grace`.
-    async fn stop_all(&mut self, group: &mut Group, grace: Duration) {
+    /// Stops every live child in reverse order, all by `deadline`.
+    async fn stop_all(&mut self, group: &mut Group, deadline: Instant) {
         for i in (0..group.children.len()).rev() {
             if !self.alive[i] {
                 continue;
             }
             group.children[i].stop();
-            let deadline = Instant::now() + grace;
             loop {
                 match tokio::time::timeout_at(deadline, self.exits.recv()).await {
                     Ok(Some((j, generation, _))) if generation == self.generation[j] => {
@@ -199,7 +198,7 @@ impl Running {
                     }
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => {
-                        tracing::warn!(target: "master", "{}: {} did not stop within {:?}", group.name, group.children[i].name(), grace);
+                        tracing::warn!(target: "master", "{}: {} did not stop in time", group.name, group.children[i].name());
                         break;
                     }
                 }
@@ -208,11 +207,14 @@ impl Running {
     }
 }
 
+/// How a group is told to stop: by when its children must have ended.
+type StopBy = watch::Receiver<Option<Instant>>;
+
 async fn run_group(
     mut group: Group,
     intensity: Intensity,
     grace: Duration,
-    mut stop: watch::Receiver<bool>,
+    mut stop: StopBy,
     hook: RestartHook,
 ) -> (Group, GroupEnd) {
     let mut running = Running::start(&mut group);
@@ -231,7 +233,7 @@ async fn run_group(
                 let why = match &exit { Exit::Normal => "stopped".to_string(), Exit::Failed(e) => e.clone() };
                 if !window.allow() {
                     tracing::warn!(target: "master", "{name}: {why}; more than {} restarts in {:?}, giving up on group {}", intensity.max, intensity.period, group.name);
-                    running.stop_all(&mut group, grace).await;
+                    running.stop_all(&mut group, Instant::now() + grace).await;
                     return (group, GroupEnd::Failed(format!("{name}: {why}")));
                 }
                 tracing::warn!(target: "master", "{name}: {why}; restarting");
@@ -239,7 +241,8 @@ async fn run_group(
                 running.start_child(&mut group, i);
             }
             _ = stop.changed() => {
-                running.stop_all(&mut group, grace).await;
+                let deadline = stop.borrow().unwrap_or_else(|| Instant::now() + grace);
+                running.stop_all(&mut group, deadline).await;
                 return (group, GroupEnd::Stopped);
             }
         }
@@ -269,21 +272,22 @@ pub async fn run(
 ) -> TreeEnd {
     let names: Vec<&'static str> = groups.iter().map(|g| g.name).collect();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Group, GroupEnd)>();
-    let mut stops: Vec<Option<watch::Sender<bool>>> = Vec::new();
-    let spawn_group = |i: usize, group: Group, stops: &mut Vec<Option<watch::Sender<bool>>>| {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        if i < stops.len() {
-            stops[i] = Some(stop_tx);
-        } else {
-            stops.push(Some(stop_tx));
-        }
-        let done = done_tx.clone();
-        let hook = hook.clone();
-        actix_rt::spawn(async move {
-            let (group, end) = run_group(group, intensity, grace, stop_rx, hook).await;
-            let _ = done.send((i, group, end));
-        });
-    };
+    let mut stops: Vec<Option<watch::Sender<Option<Instant>>>> = Vec::new();
+    let spawn_group =
+        |i: usize, group: Group, stops: &mut Vec<Option<watch::Sender<Option<Instant>>>>| {
+            let (stop_tx, stop_rx) = watch::channel(None);
+            if i < stops.len() {
+                stops[i] = Some(stop_tx);
+            } else {
+                stops.push(Some(stop_tx));
+            }
+            let done = done_tx.clone();
+            let hook = hook.clone();
+            actix_rt::spawn(async move {
+                let (group, end) = run_group(group, intensity, grace, stop_rx, hook).await;
+                let _ = done.send((i, group, end));
+            });
+        };
     for (i, group) in groups.into_iter().enumerate() {
         spawn_group(i, group, &mut stops);
     }
@@ -305,7 +309,7 @@ pub async fn run(
                 // Stop the running group of that name, then start its replacement.
                 let Some(i) = names.iter().position(|n| *n == group.name) else { continue };
                 if let Some(stop) = stops[i].take() {
-                    let _ = stop.send(true);
+                    let _ = stop.send(Some(Instant::now() + grace));
                     while let Some((j, other, end)) = done_rx.recv().await {
                         if j == i {
                             break;
@@ -322,10 +326,13 @@ pub async fn run(
             _ = shutdown.changed() => break TreeEnd::Shutdown,
         }
     };
-    // Stop the groups still running, last started first, one at a time.
+    // Stop the groups still running, last started first, one at a time,
+    // all within one grace period: listeners and sessions first, deliveries
+    // in flight next, the store last.
+    let deadline = Instant::now() + grace;
     for i in (0..stops.len()).rev() {
         if let Some(stop) = stops[i].take() {
-            let _ = stop.send(true);
+            let _ = stop.send(Some(deadline));
             while let Some((j, _, _)) = done_rx.recv().await {
                 stops[j] = None;
                 if j == i {

@@ -39,6 +39,9 @@ pub struct Behaviour {
     pub data_end: (u16, String),
     /// Never answer the end of data.
     pub stall_after_data: bool,
+    /// Answer the end of data this late (the message counts as received
+    /// at once, before the answer).
+    pub data_end_delay: Option<Duration>,
     /// Speak LMTP: LHLO, and one reply per recipient after the data (from `rcpt_after_data`).
     pub lmtp: bool,
     pub rcpt_after_data: Option<RcptRule>,
@@ -61,6 +64,7 @@ impl Default for Behaviour {
             rcpt: Arc::new(|_| (250, "2.1.5 Ok".into())),
             data_end: (250, "2.0.0 Ok: queued as PEER1".into()),
             stall_after_data: false,
+            data_end_delay: None,
             lmtp: false,
             rcpt_after_data: None,
             tls: None,
@@ -88,6 +92,8 @@ pub struct Peer {
     behaviour: Arc<Mutex<Behaviour>>,
     received: Arc<Mutex<Vec<Received>>>,
     sessions: Arc<Mutex<usize>>,
+    /// Sessions open now, and the most open at once.
+    open: Arc<Mutex<(usize, usize)>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -105,13 +111,15 @@ impl Peer {
             behaviour: Arc::new(Mutex::new(behaviour)),
             received: Arc::default(),
             sessions: Arc::default(),
+            open: Arc::default(),
             stop: Arc::default(),
         };
-        let (behaviour, received, sessions, stop) = (
+        let (behaviour, received, sessions, stop, open) = (
             peer.behaviour.clone(),
             peer.received.clone(),
             peer.sessions.clone(),
             peer.stop.clone(),
+            peer.open.clone(),
         );
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -120,10 +128,17 @@ impl Peer {
                 }
                 let Ok(stream) = stream else { continue };
                 *sessions.lock().unwrap() += 1;
-                let (behaviour, received) = (behaviour.clone(), received.clone());
+                {
+                    let mut open = open.lock().unwrap();
+                    open.0 += 1;
+                    open.1 = open.1.max(open.0);
+                }
+                let (behaviour, received, open) =
+                    (behaviour.clone(), received.clone(), open.clone());
                 std::thread::spawn(move || {
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
                     let _ = serve(Box::new(stream), &behaviour, &received);
+                    open.lock().unwrap().0 -= 1;
                 });
             }
         });
@@ -147,6 +162,11 @@ impl Peer {
         *self.sessions.lock().unwrap()
     }
 
+    /// The most sessions that were open at once.
+    pub fn most_at_once(&self) -> usize {
+        self.open.lock().unwrap().1
+    }
+
     /// Waits until at least `n` messages arrived.
     pub fn wait_messages(&self, n: usize) -> Vec<Received> {
         wait_for(&format!("{n} message(s) at the peer"), || {
@@ -165,6 +185,7 @@ impl Peer {
             behaviour: Arc::new(Mutex::new(behaviour)),
             received: Arc::default(),
             sessions: Arc::default(),
+            open: Arc::default(),
             stop: Arc::default(),
         };
         let (behaviour, received, sessions) = (
@@ -325,12 +346,13 @@ fn converse(
                     }
                     data.extend_from_slice(&l);
                 }
-                let (stall, (code, text), rule) = {
+                let (stall, (code, text), rule, delay) = {
                     let b = behaviour.lock().unwrap();
                     (
                         b.stall_after_data,
                         b.data_end.clone(),
                         b.rcpt_after_data.clone(),
+                        b.data_end_delay,
                     )
                 };
                 if stall {
@@ -344,6 +366,19 @@ fn converse(
                     tls: state.tls,
                     auth_user: state.auth_user.clone(),
                 };
+                if let Some(delay) = delay {
+                    // A slow next hop: it has the message, its answer comes later.
+                    received.lock().unwrap().push(record(
+                        std::mem::take(&mut rcpts),
+                        std::mem::take(&mut data),
+                    ));
+                    std::thread::sleep(delay);
+                    reader
+                        .get_mut()
+                        .write_all(format!("{code} {text}\r\n").as_bytes())?;
+                    mail_from.clear();
+                    continue;
+                }
                 if lmtp {
                     let mut delivered = Vec::new();
                     let mut replies = String::new();
