@@ -1,25 +1,37 @@
 //! postern — a mail transfer agent with Postfix's interface, in one process.
 //!
-//! The map of the crate, in the order mail flows (see `ARCHITECTURE` in the
-//! README for the picture):
+//! The map of the crate, top down (see the architecture section of the
+//! README for the picture). Imports point down: a role uses the shared
+//! layers and the roles mail flows to; nothing below a role imports it
+//! (a test in this file keeps it so).
 //!
-//! - [`config`]     parameters: Postfix's names, defaults and syntax, layered with figment
-//! - [`supervisor`] the tree that replaces Postfix's `master`: start order, restarts, signals, shutdown, logging
-//! - [`smtpd`]      the SMTP server role: sessions, verbs, relay control, limits
-//! - [`pickup`]     the pickup role: takes in what the sendmail command leaves in maildrop/
-//! - [`cleanup`]    the cleanup role: canonical envelope, header rules, the queue file
-//! - [`store`]      spool files plus sled queue state; the only user of sled
-//! - [`qmgr`]       the queue manager: incoming to active, per-destination scheduling, retries
-//! - [`rewrite`]    trivial-rewrite: canonical addresses, address classes, transport_maps
-//! - [`delivery`]   the delivery agents: smtp, discard, error
-//! - [`bounce`]     delivery status notifications back to the sender
-//! - [`maps`]       lookup tables (`texthash:`, `inline:`)
-//! - [`admin`]      the HTTP service for monitoring: /metrics, /healthz, /readyz
-//! - [`control`]    the control socket behind `stop`, `status` and the queue views
-//! - [`showq`]      queue views shared by commands and metrics (qshape's distribution)
-//! - [`proto`]      the SMTP wire format, pure: commands, replies, lines, DATA
-//! - [`mail`]       shared types without I/O: queue IDs, addresses, envelopes, log lines
+//! The binary's edge
 //! - [`cli`]        one module per command (`start`, `postconf`, `postqueue`, ...)
+//! - [`supervisor`] the tree that replaces Postfix's `master`: start order, restarts, signals, shutdown, the mail log, reload
+//!
+//! Services behind the roles
+//! - [`admin`]      the HTTP service: /metrics, /healthz, /readyz, the queue API (reads what the roles publish)
+//! - [`control`]    the control socket behind `stop`, `status`, `reload` and the queue commands
+//! - [`showq`]      queue views shared by commands and metrics (mailq's listing, qshape's distribution)
+//!
+//! The roles, in the order mail flows
+//! - [`smtpd`]      the SMTP server: sessions over any stream, verbs, relay control, limits
+//! - [`pickup`]     takes in what the sendmail command leaves in maildrop/
+//! - [`cleanup`]    canonical envelope, address rewriting, header and body checks, the queue file
+//! - [`qmgr`]       the queue manager: scheduling, the end-of-delivery decisions, and the pool of delivery work the tree owns
+//! - [`rewrite`]    trivial-rewrite: canonical addresses, address classes, transport_maps
+//! - [`delivery`]   the delivery agents: smtp, lmtp, local, virtual, pipe, discard, error
+//! - [`bounce`]     delivery status notifications back to the sender
+//!
+//! Shared layers, below every role
+//! - [`role`]       what roles share: stop and fault messages, exit guards, handles, the arrival trigger
+//! - [`metrics`]    the process-wide counters
+//! - [`store`]      spool files plus sled queue state; the only user of sled
+//! - [`maps`]       lookup tables (`hash:`, `texthash:`, `regexp:`, `pcre:`, `cidr:`, `inline:`, `static:`, `unix:`)
+//! - [`config`]     parameters declared once: postern's, Postfix's namespace, main.cf and master.cf, editing
+//! - [`tls`]        certificates, trusted CAs, rustls configurations
+//! - [`proto`]      the SMTP wire format, both directions, pure
+//! - [`mail`]       shared types without I/O: queue IDs, addresses, envelopes, header fields, log lines
 
 pub mod admin;
 pub mod bounce;
