@@ -114,20 +114,18 @@ impl QmgrConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_within_bounds() {
-        let config = QmgrConfig {
+impl QmgrConfig {
+    /// Postfix's defaults of the times, one of each limit, for tests.
+    pub fn example() -> QmgrConfig {
+        QmgrConfig {
             active_limit: 1,
             recipient_limit: 1,
             minimal_backoff: Duration::from_secs(300),
             maximal_backoff: Duration::from_secs(4000),
             queue_run_delay: Duration::from_secs(300),
-            maximal_queue_lifetime: Duration::from_secs(1),
-            bounce_queue_lifetime: Duration::from_secs(1),
-            delay_warning: Duration::ZERO,
+            maximal_queue_lifetime: Duration::from_secs(86_400),
+            bounce_queue_lifetime: Duration::from_secs(3600),
+            delay_warning: Duration::from_secs(1800),
             limits: Limits {
                 initial: 1,
                 limit: 1,
@@ -136,7 +134,17 @@ mod tests {
             },
             transport_limits: HashMap::new(),
             transport_recipient_limits: HashMap::new(),
-        };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_bounds() {
+        let config = QmgrConfig::example();
         let waits: Vec<u64> = (1..=6).map(|a| config.backoff(a).as_secs()).collect();
         assert_eq!(waits, vec![300, 600, 1200, 2400, 4000, 4000]);
         assert_eq!(config.backoff(200).as_secs(), 4000);

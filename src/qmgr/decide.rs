@@ -297,28 +297,9 @@ pub fn finish(
 mod tests {
     use super::*;
     use crate::mail::{Address, ClientInfo, Notify, Recipient};
-    use crate::qmgr::scheduler::Limits;
-    use std::collections::HashMap;
 
     fn config() -> QmgrConfig {
-        QmgrConfig {
-            active_limit: 1,
-            recipient_limit: 1,
-            minimal_backoff: Duration::from_secs(300),
-            maximal_backoff: Duration::from_secs(4000),
-            queue_run_delay: Duration::from_secs(300),
-            maximal_queue_lifetime: Duration::from_secs(86_400),
-            bounce_queue_lifetime: Duration::from_secs(3600),
-            delay_warning: Duration::from_secs(1800),
-            limits: Limits {
-                initial: 1,
-                limit: 1,
-                failed_cohort_limit: 1,
-                dead_time: Duration::from_secs(1),
-            },
-            transport_limits: HashMap::new(),
-            transport_recipient_limits: HashMap::new(),
-        }
+        QmgrConfig::example()
     }
 
     const NOW: i64 = 1_800_000_000;
