@@ -382,6 +382,8 @@ mod tests {
                 helo: None,
                 protocol: "ESMTP".into(),
                 uid: None,
+                tls: None,
+                sasl: None,
             },
             filter: None,
         }

@@ -112,6 +112,8 @@ pub struct CleanupConfig {
     pub mail_name: String,
     pub header_size_limit: usize,
     pub body_checks_size_limit: usize,
+    /// Name the client's TLS in `Received:`.
+    pub smtpd_tls_received_header: bool,
     /// trivial-rewrite, shared with smtpd's recipient checks.
     pub rewrite: Arc<Rewrite>,
     pub addresses: address::AddressRewriter,
@@ -128,6 +130,7 @@ impl CleanupConfig {
             mail_name: config.mail_name.clone(),
             header_size_limit: config.header_size_limit,
             body_checks_size_limit: config.body_checks_size_limit,
+            smtpd_tls_received_header: config.smtpd_tls_received_header,
             addresses: address::AddressRewriter::new(config, rewrite.clone())?,
             rewrite,
             checks: checks::Checks {
@@ -296,9 +299,17 @@ impl CleanupHandle {
                 c.myhostname, c.mail_name
             )
         } else {
+            let tls = match &client.tls {
+                Some(tls) if c.smtpd_tls_received_header => format!("\r\n\t(using {})", clean(tls)),
+                _ => String::new(),
+            };
             format!(
-                "Received: from {helo} ({} [{}])\r\n\tby {} ({}) with {} id {id}{for_clause};\r\n\t{date}\r\n",
-                client.name, client.addr, c.myhostname, c.mail_name, client.protocol
+                "Received: from {helo} ({} [{}]){tls}\r\n\tby {} ({}) with {} id {id}{for_clause};\r\n\t{date}\r\n",
+                client.name,
+                client.addr,
+                c.myhostname,
+                c.mail_name,
+                client.with_word()
             )
         };
         let from = if envelope.sender.is_null() {

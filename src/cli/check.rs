@@ -12,7 +12,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let (settings, config) = super::load_config(args.config_dir.as_deref())?;
-    for notice in &config.notices {
+    let mut tls_warnings = Vec::new();
+    let config = std::sync::Arc::new(config);
+    crate::smtpd::service::Service::new(config.clone(), &mut tls_warnings)
+        .map_err(anyhow::Error::msg)?;
+    for notice in config.notices.iter().chain(&tls_warnings) {
         eprintln!("postern: warning: {notice}");
     }
     crate::store::Store::prepare(&config.queue_directory)

@@ -345,6 +345,33 @@ declare! {
         /// Address of the admin HTTP service (metrics, health, queue API).
         admin_listen: Vec<SocketAddr> = Text("127.0.0.1:8025"), parse::listen, "admin";
     }
+    "SMTP server TLS" "" {
+        /// TLS for clients of smtpd: none, may (STARTTLS offered) or encrypt (required before MAIL).
+        /// Empty: smtpd_enforce_tls and smtpd_use_tls decide, as in Postfix (none
+        /// when neither is set). may without a certificate offers no STARTTLS (a
+        /// warning); encrypt without one is refused.
+        smtpd_tls_security_level: String = Text(""), parse::tls_level, "smtpd";
+        /// The server certificate chain (PEM), the server first.
+        smtpd_tls_cert_file: String = Text(""), parse::text, "smtpd";
+        /// The server certificate's private key (PEM); empty: in smtpd_tls_cert_file.
+        smtpd_tls_key_file: String = Text("$smtpd_tls_cert_file"), parse::text, "smtpd";
+        /// Files each holding a private key and its certificate chain (PEM), in place of
+        /// smtpd_tls_cert_file and smtpd_tls_key_file.
+        smtpd_tls_chain_files: Vec<String> = Text(""), parse::list, "smtpd";
+        /// TLS protocols offered (Postfix's syntax: !SSLv3, >=TLSv1.2, ...). postern
+        /// offers TLSv1.2 and TLSv1.3 at most.
+        smtpd_tls_protocols: String = Text(">=TLSv1"), parse::text, "smtpd";
+        /// TLS protocols allowed when TLS is required (encrypt).
+        smtpd_tls_mandatory_protocols: String = Text(">=TLSv1"), parse::text, "smtpd";
+        /// Offer AUTH only after STARTTLS.
+        smtpd_tls_auth_only: bool = Text("no"), parse::yes_no, "smtpd";
+        /// Name the TLS protocol and cipher in the Received: header.
+        smtpd_tls_received_header: bool = Text("no"), parse::yes_no, "smtpd cleanup";
+        /// TLS logging: 0 none, 1 a line per established connection and its failures.
+        smtpd_tls_loglevel: u32 = Text("0"), parse::number, "smtpd";
+        /// Time limit for the TLS handshake after STARTTLS (or on the smtps port).
+        smtpd_starttls_timeout: Duration = Text("300s"), parse::duration, "smtpd";
+    }
     "SMTP server limits" "" {
         /// Text after 220 in the SMTP greeting.
         smtpd_banner: String = Text("$myhostname ESMTP $mail_name"), parse::text, "smtpd";

@@ -127,3 +127,28 @@ pub fn origin(s: &Settings, name: &str) -> Result<String, ConfigError> {
 pub fn smtpd_listen(s: &Settings, _name: &str) -> Result<Vec<SocketAddr>, ConfigError> {
     super::listen_addresses(s)
 }
+
+/// `smtpd_tls_security_level`: none, may or encrypt; empty means what the
+/// older `smtpd_enforce_tls` and `smtpd_use_tls` say, as in Postfix.
+pub fn tls_level(s: &Settings, name: &str) -> Result<String, ConfigError> {
+    let level = text(s, name)?;
+    let level = if level.is_empty() {
+        let on = |n: &str| values::yes_no(&s.expanded(n)).unwrap_or(false);
+        if on("smtpd_enforce_tls") {
+            "encrypt".to_string()
+        } else if on("smtpd_use_tls") {
+            "may".to_string()
+        } else {
+            "none".to_string()
+        }
+    } else {
+        level
+    };
+    match level.as_str() {
+        "none" | "may" | "encrypt" => Ok(level),
+        other => Err(ConfigError::Value {
+            name: name.to_string(),
+            message: format!("unknown level {other:?} (none, may, encrypt)"),
+        }),
+    }
+}

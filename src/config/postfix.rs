@@ -104,9 +104,6 @@ fn same(a: &str, b: &str) -> bool {
 /// Values that are what postern does although it has no such parameter.
 const EQUIVALENT: &[(&str, &[&str])] = &[
     ("biff", &["no"]),
-    ("smtpd_use_tls", &["no"]),
-    ("smtpd_enforce_tls", &["no"]),
-    ("smtpd_tls_security_level", &["none"]),
     ("smtpd_sasl_auth_enable", &["no"]),
     // smtpd's relay decision (mynetworks, then relay_domains and the local
     // domains); RCPT TO for others is refused.
@@ -132,6 +129,10 @@ const EQUIVALENT: &[(&str, &[&str])] = &[
     ("allow_percent_hack", &["no"]),
     ("smtp_tls_note_starttls_offer", &["no"]),
 ];
+
+/// Postfix's names that postern reads through another parameter (the
+/// older names `smtpd_tls_security_level` takes the place of).
+const CONSUMED: &[&str] = &["smtpd_use_tls", "smtpd_enforce_tls"];
 
 /// Names whose values say which TLS protocols may be used: excluding only
 /// what rustls never offers (SSL, TLS 1.0 and 1.1) is what postern does.
@@ -235,18 +236,9 @@ const GROUPS: &[(&[&str], bool, &str)] = &[
         "content filters and milters are not implemented yet: mail would pass unfiltered",
     ),
     (
-        &[
-            "smtpd_enforce_tls",
-            "smtpd_tls_wrappermode",
-            "smtpd_tls_req_ccert",
-        ],
+        &["smtpd_tls_wrappermode", "smtpd_tls_req_ccert"],
         true,
-        "the SMTP server does not offer TLS yet: mail would be taken in the clear",
-    ),
-    (
-        &["smtpd_tls_", "smtpd_use_tls"],
-        false,
-        "the SMTP server does not offer STARTTLS yet",
+        "not implemented yet: mail would be taken with less protection than this asks",
     ),
     (
         &["smtpd_sasl_"],
@@ -384,15 +376,8 @@ pub fn judge(name: &str, value: &str, default: &str) -> Option<Verdict> {
             Verdict::Ignored("postern keeps the defaults of compatibility level 3.6".into())
         });
     }
-    if name == "smtpd_tls_security_level" && value.trim() == "may" {
-        return Some(Verdict::Ignored(
-            "the SMTP server does not offer STARTTLS yet; clients go on without TLS".into(),
-        ));
-    }
-    if name == "smtpd_tls_security_level" {
-        return Some(Verdict::Refused(
-            "the SMTP server does not offer TLS yet: mail would be taken in the clear".into(),
-        ));
+    if CONSUMED.contains(&name) {
+        return None;
     }
     let matches = |pattern: &&str| {
         if pattern.ends_with('_') {
@@ -466,13 +451,14 @@ mod tests {
             Some(Verdict::Ignored(_))
         ));
         assert!(matches!(
-            judge("smtpd_tls_security_level", "may"),
+            judge("smtpd_tls_dh1024_param_file", "/etc/ssl/dh.pem"),
             Some(Verdict::Ignored(_))
         ));
-        assert!(matches!(
-            judge("smtpd_tls_cert_file", "/etc/ssl/certs/x.pem"),
-            Some(Verdict::Ignored(_))
-        ));
+        assert_eq!(
+            judge("smtpd_use_tls", "yes"),
+            None,
+            "read by smtpd_tls_security_level"
+        );
         assert!(matches!(
             judge("smtp_tls_session_cache_database", "btree:/x"),
             Some(Verdict::Ignored(_))
@@ -480,7 +466,7 @@ mod tests {
         assert!(matches!(judge("biff", "maybe"), Some(Verdict::Ignored(_))));
         // Relied upon: refused.
         for (name, value) in [
-            ("smtpd_tls_security_level", "encrypt"),
+            ("smtpd_tls_req_ccert", "yes"),
             (
                 "smtpd_recipient_restrictions",
                 "reject_rbl_client zen.example",

@@ -57,6 +57,29 @@ pub struct ClientInfo {
     /// The submitting user, for local submissions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+    /// The TLS the client used (`TLSv1.3 with cipher ... (256/256 bits)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// The SASL method and user the client logged in with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<(String, String)>,
+}
+
+impl ClientInfo {
+    /// RFC 3848's protocol word for `Received: ... with`: ESMTP with `S`
+    /// for TLS and `A` for AUTH (ESMTPS, ESMTPA, ESMTPSA).
+    pub fn with_word(&self) -> String {
+        let mut word = self.protocol.clone();
+        if word == "ESMTP" {
+            if self.tls.is_some() {
+                word.push('S');
+            }
+            if self.sasl.is_some() {
+                word.push('A');
+            }
+        }
+        word
+    }
 }
 
 impl ClientInfo {
@@ -69,6 +92,8 @@ impl ClientInfo {
             helo: None,
             protocol: "local".into(),
             uid,
+            tls: None,
+            sasl: None,
         }
     }
 }

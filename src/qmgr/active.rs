@@ -112,7 +112,7 @@ impl Qmgr {
     pub(super) fn loaded(
         &mut self,
         id: QueueId,
-        loaded: Result<(MessageState, Envelope), String>,
+        loaded: Result<Box<(MessageState, Envelope)>, String>,
         ctx: &mut Context<Self>,
     ) {
         let ours = self.loading.remove(&id);
@@ -123,7 +123,7 @@ impl Qmgr {
         }
         let revive = self.revive.remove(&id);
         let (state, envelope) = match loaded {
-            Ok(pair) => pair,
+            Ok(pair) => *pair,
             Err(e) => {
                 tracing::warn!("{id}: cannot open the message: {e}");
                 self.forget_early(&id);

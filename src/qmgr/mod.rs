@@ -142,40 +142,34 @@ impl Qmgr {
     }
 }
 
-/// A report from the pool, handed over by the intake task. Taken out by
-/// the handler; one left in means the instance died before handling it.
+/// Reports from the pool, handed over by the intake task. The handler
+/// takes them one by one; those left mean the instance died before
+/// handling them, and are given back.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Intake(Arc<Mutex<Option<Report>>>);
+struct Intake(Arc<Mutex<VecDeque<Report>>>);
 
-/// Takes reports from the pool, one at a time, for this instance; gives
-/// back the one this instance could not handle, and ends with it.
+/// Takes reports from the pool for this instance, a batch at a time; gives
+/// back what this instance could not handle, and ends with it. (An
+/// instance that died is noticed at the next report; until then the pool
+/// holds its reports.)
 fn spawn_intake(pool: Pool, addr: actix::Addr<Qmgr>) {
     tokio::spawn(async move {
-        loop {
-            let next = tokio::select! {
-                report = pool.next_report() => report,
-                _ = wait_gone(&addr) => None,
-            };
-            let Some(report) = next else { break };
-            let slot = Arc::new(Mutex::new(Some(report)));
+        while let Some(reports) = pool.next_reports().await {
+            let slot = Arc::new(Mutex::new(VecDeque::from(reports)));
             let handled = addr.send(Intake(slot.clone())).await;
-            let left = slot.lock().ok().and_then(|mut s| s.take());
-            if let Some(report) = left {
-                pool.give_back(report);
+            let left: Vec<Report> = slot
+                .lock()
+                .map(|mut s| s.drain(..).collect())
+                .unwrap_or_default();
+            if !left.is_empty() {
+                pool.give_back(left);
             }
             if handled.is_err() {
                 break;
             }
         }
     });
-}
-
-/// Resolves once the instance behind `addr` is gone.
-async fn wait_gone(addr: &actix::Addr<Qmgr>) {
-    while addr.connected() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 impl Actor for Qmgr {
@@ -205,14 +199,13 @@ impl Actor for Qmgr {
 impl Handler<Intake> for Qmgr {
     type Result = ();
     fn handle(&mut self, msg: Intake, ctx: &mut Context<Self>) {
-        let Some(report) = msg.0.lock().ok().and_then(|mut s| s.take()) else {
-            return;
-        };
-        match report {
-            Report::Scanned(entries) => self.scanned(entries, ctx),
-            Report::Loaded(id, loaded) => self.loaded(id, loaded, ctx),
-            Report::Delivered(delivered) => self.delivered(delivered, ctx),
-            Report::Finished(id, after) => self.finished(id, after, ctx),
+        while let Some(report) = msg.0.lock().ok().and_then(|mut s| s.pop_front()) {
+            match report {
+                Report::Scanned(entries) => self.scanned(entries, ctx),
+                Report::Loaded(id, loaded) => self.loaded(id, loaded, ctx),
+                Report::Delivered(delivered) => self.delivered(delivered, ctx),
+                Report::Finished(id, after) => self.finished(id, after, ctx),
+            }
         }
         self.stop_when_drained(ctx);
     }

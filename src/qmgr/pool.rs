@@ -35,13 +35,15 @@ use crate::store::{MessageState, QueueFile, QueueName, Store};
 
 /// Reports waiting for qmgr, at most; work that has more to say waits.
 const REPORTS: usize = 4096;
+/// Reports handed to qmgr in one message, at most.
+const BATCH: usize = 256;
 /// The set that loads, scans and store updates run in.
 const STORE_WORK: &str = "";
 
 /// What a piece of work found.
 pub enum Report {
     Scanned(Vec<(QueueId, QueueName, i64)>),
-    Loaded(QueueId, Result<(MessageState, Envelope), String>),
+    Loaded(QueueId, Result<Box<(MessageState, Envelope)>, String>),
     Delivered(Delivered),
     Finished(QueueId, After),
 }
@@ -228,7 +230,7 @@ impl Pool {
                     state.queue = QueueName::Active;
                     store.put(&key, &state).map_err(|e| e.to_string())?;
                 }
-                Ok((state, file.envelope))
+                Ok(Box::new((state, file.envelope)))
             })
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
@@ -339,18 +341,33 @@ impl Pool {
         }
     }
 
-    /// The next report: one given back first, else the next from the work.
-    /// `None` when the pool is gone.
-    pub async fn next_report(&self) -> Option<Report> {
-        if let Some(report) = lock(&self.inner.returned).pop_front() {
-            return Some(report);
+    /// The next reports, oldest first: those given back, else at least one
+    /// from the work and as many more as are waiting (at most `BATCH`), so
+    /// that a busy qmgr takes many in one message. `None` when the pool is
+    /// gone.
+    pub async fn next_reports(&self) -> Option<Vec<Report>> {
+        let returned: Vec<Report> = lock(&self.inner.returned).drain(..).collect();
+        if !returned.is_empty() {
+            return Some(returned);
         }
-        self.inner.rx.lock().await.recv().await
+        let mut rx = self.inner.rx.lock().await;
+        let first = rx.recv().await?;
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(report) => batch.push(report),
+                Err(_) => break,
+            }
+        }
+        Some(batch)
     }
 
-    /// A report a qmgr instance took but could not handle.
-    pub fn give_back(&self, report: Report) {
-        lock(&self.inner.returned).push_front(report);
+    /// Reports a qmgr instance took but could not handle, oldest first.
+    pub fn give_back(&self, reports: Vec<Report>) {
+        let mut returned = lock(&self.inner.returned);
+        for report in reports.into_iter().rev() {
+            returned.push_front(report);
+        }
     }
 
     /// Waits for everything that runs to end.
@@ -429,8 +446,10 @@ mod tests {
             .await
             .unwrap();
         let id = QueueId::generate();
-        pool.give_back(Report::Finished(id.clone(), After::Removed));
-        assert!(matches!(pool.next_report().await, Some(Report::Finished(got, _)) if got == id));
-        assert!(matches!(pool.next_report().await, Some(Report::Scanned(_))));
+        pool.give_back(vec![Report::Finished(id.clone(), After::Removed)]);
+        let first = pool.next_reports().await.unwrap();
+        assert!(matches!(first.as_slice(), [Report::Finished(got, _)] if *got == id));
+        let next = pool.next_reports().await.unwrap();
+        assert!(matches!(next.as_slice(), [Report::Scanned(_)]));
     }
 }

@@ -31,17 +31,25 @@ impl Session {
         if !extended {
             return self.reply(Reply::new(250, host)).await;
         }
-        let lines = vec![
+        let mut lines = vec![
             host,
             "PIPELINING".into(),
             format!("SIZE {}", self.config.message_size_limit),
             "VRFY".into(),
-            "ENHANCEDSTATUSCODES".into(),
-            "8BITMIME".into(),
-            "DSN".into(),
-            "SMTPUTF8".into(),
-            "CHUNKING".into(),
         ];
+        if self.tls.is_some() && self.client.tls.is_none() {
+            lines.push("STARTTLS".into());
+        }
+        lines.extend(
+            [
+                "ENHANCEDSTATUSCODES",
+                "8BITMIME",
+                "DSN",
+                "SMTPUTF8",
+                "CHUNKING",
+            ]
+            .map(String::from),
+        );
         self.reply(Reply::multi(250, lines)).await
     }
 }

@@ -17,6 +17,11 @@ impl Session {
                 .reply(Reply::new(503, "5.5.1 Error: nested MAIL command"))
                 .await;
         }
+        if self.tls_required && self.client.tls.is_none() {
+            return self
+                .reply(Reply::new(530, "5.7.0 Must issue a STARTTLS command first"))
+                .await;
+        }
         let (sender, rest) = match Address::parse_path(arg) {
             Ok(parsed) => parsed,
             Err(_) => {

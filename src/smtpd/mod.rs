@@ -34,7 +34,9 @@ mod ehlo;
 mod mail;
 mod rcpt;
 pub mod relay;
+pub mod service;
 mod session;
+mod starttls;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -48,13 +50,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::cleanup::CleanupHandle;
-use crate::config::Config;
 
 /// What smtpd needs from the rest of the daemon.
 #[derive(Clone)]
 pub struct SmtpdDeps {
-    /// The configuration new sessions get; a reload sends a new one.
-    pub config: watch::Receiver<Arc<Config>>,
+    /// What new sessions get (configuration, TLS); a reload sends a new one.
+    pub service: watch::Receiver<Arc<service::Service>>,
     pub cleanup: CleanupHandle,
     /// The whole daemon is stopping (a listener may also stop for a reload).
     pub shutdown: watch::Receiver<bool>,
@@ -67,13 +68,15 @@ pub struct SmtpdDeps {
 
 impl SmtpdDeps {
     pub fn new(
-        config: watch::Receiver<Arc<Config>>,
+        service: watch::Receiver<Arc<service::Service>>,
         cleanup: CleanupHandle,
         shutdown: watch::Receiver<bool>,
     ) -> SmtpdDeps {
-        let sessions = Arc::new(Semaphore::new(config.borrow().default_process_limit));
+        let sessions = Arc::new(Semaphore::new(
+            service.borrow().config.default_process_limit,
+        ));
         SmtpdDeps {
-            config,
+            service,
             cleanup,
             shutdown,
             sessions,
@@ -127,7 +130,7 @@ pub async fn serve(
     deps: SmtpdDeps,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let limit = deps.config.borrow().default_process_limit;
+    let limit = deps.service.borrow().config.default_process_limit;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -141,7 +144,8 @@ pub async fn serve(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let config = deps.config.borrow().clone();
+        let service = deps.service.borrow().clone();
+        let config = service.config.clone();
         let ip = peer.ip();
         let client = crate::mail::maillog::client("unknown", &ip.to_string());
         let Ok(permit) = deps.sessions.clone().try_acquire_owned() else {
@@ -176,7 +180,7 @@ pub async fn serve(
         };
         let deps = deps.clone();
         tokio::spawn(async move {
-            session::run(stream, peer, deps, config).await;
+            session::run(stream, peer, deps, service).await;
             drop(slot);
             drop(permit);
         });
@@ -185,7 +189,7 @@ pub async fn serve(
     if !*deps.shutdown.borrow() {
         return Ok(());
     }
-    let grace = deps.config.borrow().shutdown_grace_period;
+    let grace = deps.service.borrow().config.shutdown_grace_period;
     let all = u32::try_from(limit).unwrap_or(u32::MAX);
     if tokio::time::timeout(grace, deps.sessions.acquire_many(all))
         .await

@@ -26,7 +26,7 @@ use crate::proto::{Reply, Stream};
 pub const COMMAND_LINE_MAX: usize = 510;
 /// MAIL and RCPT may be longer: RFC 3461 adds room for ENVID and ORCPT.
 pub const PARAM_LINE_MAX: usize = 2046;
-const READ_BUFFER: usize = 64 * 1024;
+pub const READ_BUFFER: usize = 64 * 1024;
 /// Replies waiting to be written past this are written at once.
 const WRITE_BUFFER: usize = 8 * 1024;
 
@@ -49,6 +49,9 @@ pub struct Transaction {
 
 pub struct Session {
     pub config: Arc<Config>,
+    /// The TLS this listener offers (STARTTLS), and whether it is required.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub tls_required: bool,
     pub cleanup: CleanupHandle,
     /// The client's stream, whatever it is (TCP, TLS, a pipe in tests):
     /// reads are buffered here, replies in `out`.
@@ -75,8 +78,9 @@ pub async fn run<S: Stream + 'static>(
     stream: S,
     peer: SocketAddr,
     deps: SmtpdDeps,
-    config: Arc<Config>,
+    service: Arc<super::service::Service>,
 ) {
+    let config = service.config.clone();
     let addr = peer.ip().to_canonical().to_string();
     let client = ClientInfo {
         name: "unknown".into(),
@@ -84,6 +88,8 @@ pub async fn run<S: Stream + 'static>(
         helo: None,
         protocol: "SMTP".into(),
         uid: None,
+        tls: None,
+        sasl: None,
     };
     let client_log = crate::mail::maillog::client(&client.name, &addr);
     let trusted = config.is_trusted(peer.ip());
@@ -91,6 +97,8 @@ pub async fn run<S: Stream + 'static>(
     let stream: Box<dyn Stream> = Box::new(stream);
     let mut session = Session {
         config,
+        tls: service.tls.clone(),
+        tls_required: service.tls_required,
         cleanup: deps.cleanup.clone(),
         conn: BufReader::with_capacity(READ_BUFFER, stream),
         out: Vec::with_capacity(512),
@@ -254,7 +262,8 @@ impl Session {
                 self.reply(Reply::new(502, "5.5.1 Error: command not implemented"))
                     .await
             }
-            Command::StartTls | Command::Auth | Command::Etrn => {
+            Command::StartTls => self.starttls().await,
+            Command::Auth | Command::Etrn => {
                 self.reply(Reply::new(502, "5.5.1 Error: command not implemented"))
                     .await
             }
@@ -328,6 +337,12 @@ impl Session {
         };
         self.out.clear();
         written
+    }
+
+    /// Sends a reply and flushes it at once.
+    pub async fn send_now(&mut self, reply: Reply) -> std::io::Result<()> {
+        self.send(&reply).await?;
+        self.flush().await
     }
 
     /// Sends a last reply and flushes it.

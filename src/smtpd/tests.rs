@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::watch;
 
+use super::service::Service;
 use super::{SmtpdDeps, session};
 use crate::cleanup::{Cleanup, CleanupConfig, CleanupHandle};
 use crate::config::{Config, Settings};
@@ -39,14 +40,14 @@ impl Client {
             Arc::new(CleanupConfig::from_config(&config).unwrap()),
             Arrivals::default(),
         );
-        let config = Arc::new(config);
-        let (_config_tx, config_rx) = watch::channel(config.clone());
+        let service = Arc::new(Service::new(Arc::new(config), &mut Vec::new()).unwrap());
+        let (_config_tx, config_rx) = watch::channel(service.clone());
         let (_stop_tx, stop_rx) = watch::channel(false);
         let deps = SmtpdDeps::new(config_rx, cleanup, stop_rx);
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         let peer = "192.0.2.1:4000".parse().unwrap();
         tokio::spawn(async move {
-            session::run(theirs, peer, deps, config).await;
+            session::run(theirs, peer, deps, service).await;
             drop((_config_tx, _stop_tx));
         });
         let (read, write) = tokio::io::split(ours);

@@ -250,8 +250,14 @@ async fn run_tree(
         poke: poke.clone(),
     };
 
-    let (config_tx, config_rx) = watch::channel(config.clone());
-    let smtpd_deps = SmtpdDeps::new(config_rx, cleanup.clone(), shutdown_rx.clone());
+    let mut tls_warnings = Vec::new();
+    let service = crate::smtpd::service::Service::new(config.clone(), &mut tls_warnings)
+        .map_err(StartError::Config)?;
+    for warning in tls_warnings {
+        tracing::warn!(target: "master", "{warning}");
+    }
+    let (service_tx, service_rx) = watch::channel(Arc::new(service));
+    let smtpd_deps = SmtpdDeps::new(service_rx, cleanup.clone(), shutdown_rx.clone());
     let smtpd_group =
         reload::smtpd_group(&smtpd_listeners, &smtpd_deps).map_err(StartError::Config)?;
     let smtpd_addrs: Vec<String> = smtpd_listeners
@@ -280,7 +286,7 @@ async fn run_tree(
         qmgr: qmgr_role.clone(),
         pool: pool.clone(),
         qmgr_current: qmgr_current.clone(),
-        smtpd_config: config_tx,
+        smtpd_service: service_tx,
         smtpd_deps,
         smtpd_listeners,
         smtpd_addrs: shown_addrs.clone(),

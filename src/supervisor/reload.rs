@@ -164,7 +164,7 @@ pub struct Reloader {
     pub pool: Pool,
     /// What a restarted qmgr starts with.
     pub qmgr_current: Arc<Mutex<Arc<QmgrDeps>>>,
-    pub smtpd_config: watch::Sender<Arc<Config>>,
+    pub smtpd_service: watch::Sender<Arc<crate::smtpd::service::Service>>,
     pub smtpd_deps: SmtpdDeps,
     pub smtpd_listeners: Vec<SmtpdListener>,
     /// The addresses `status` reports.
@@ -201,6 +201,12 @@ impl Reloader {
             &self.pool,
         ) {
             Ok(deps) => deps,
+            Err(e) => return refuse(e),
+        };
+        // Certificates are read again: a bad one is refused here.
+        let mut tls_warnings = Vec::new();
+        let service = match crate::smtpd::service::Service::new(config.clone(), &mut tls_warnings) {
+            Ok(service) => Arc::new(service),
             Err(e) => return refuse(e),
         };
         let listeners = match rebind(&config.smtpd_listen, &self.smtpd_listeners) {
@@ -247,7 +253,7 @@ impl Reloader {
             Ok(log) => log,
             Err(e) => return refuse(e),
         };
-        for notice in &config.notices {
+        for notice in config.notices.iter().chain(&tls_warnings) {
             tracing::warn!(target: "master", "{notice}");
         }
         // Everything checked: put it in force. The log is opened again
@@ -261,7 +267,7 @@ impl Reloader {
         }
         self.pool.set_limits(ProcessLimits::from_config(&config));
         self.qmgr.do_send(Reconfigure(deps));
-        self.smtpd_config.send_replace(config.clone());
+        self.smtpd_service.send_replace(service);
         for group in groups {
             let (ack, done) = oneshot::channel();
             if self.replace.send((group, ack)).is_ok() {

@@ -1,9 +1,10 @@
 //! TLS, shared by the receivers and the clients: the crypto provider,
 //! trusted CAs from PEM files, server names, and what a handshake gave
 //! (for Postfix's `TLS connection established` log lines). The client
-//! side's configurations are in [`client`].
+//! side's configurations are in [`client`], the receivers' in [`server`].
 
 pub mod client;
+pub mod server;
 
 use std::sync::Arc;
 

@@ -505,6 +505,13 @@ impl Smtp {
         ready
     }
 
+    /// Reads whatever comes (a TLS alert, say) until the server closes.
+    pub fn wait_closed(&mut self) {
+        let mut rest = Vec::new();
+        let read = self.reader.read_to_end(&mut rest);
+        assert!(read.is_ok(), "the server closed the connection: {read:?}");
+    }
+
     /// Reads one (possibly multi-line) reply: code and the text of all lines.
     pub fn read_reply(&mut self) -> Option<(u16, String)> {
         let mut text = String::new();

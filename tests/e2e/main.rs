@@ -22,5 +22,6 @@ mod reload;
 mod safety;
 mod sendmail;
 mod smtpd;
+mod starttls;
 mod supervision;
 mod tls;

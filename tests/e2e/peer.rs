@@ -423,12 +423,12 @@ fn converse(
 
 /// A certificate for `name` signed by a test CA (made once per `dir`) with
 /// openssl: the rustls server configuration, and the CA's path to trust.
-pub fn tls_config(
+/// A certificate for `name` signed by a test CA, made by openssl in `dir`:
+/// (certificate, key, CA certificate) paths.
+pub fn make_cert(
     dir: &std::path::Path,
     name: &str,
-) -> (Arc<rustls::ServerConfig>, std::path::PathBuf) {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let openssl = |args: &[&str]| {
         let status = std::process::Command::new("openssl")
             .args(args)
@@ -510,11 +510,21 @@ pub fn tls_config(
         "-extfile",
         &ext,
     ]);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join(&crt))
+    (dir.join(crt), dir.join(key), dir.join("ca.crt"))
+}
+
+pub fn tls_config(
+    dir: &std::path::Path,
+    name: &str,
+) -> (Arc<rustls::ServerConfig>, std::path::PathBuf) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (crt, key, _) = make_cert(dir, name);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&crt)
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let key = PrivateKeyDer::from_pem_file(dir.join(&key)).unwrap();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
