@@ -45,8 +45,9 @@ done
 out=$("$root/postconf" -c "$root/etc/postern" -d myorigin)
 [ "$out" = 'myorigin = $myhostname' ] || { echo "container: postconf through its link: $out"; exit 1; }
 # Every POSTERN_* variable the Dockerfile and the compose file set must be a parameter.
+# (POSTERN_SERVICES__NAME__PARAM sets PARAM for one service.)
 grep -ohE 'POSTERN_[A-Z_]+' Dockerfile docker-compose.yml | sort -u | while read -r var; do
-  name=$(echo "${var#POSTERN_}" | tr 'A-Z' 'a-z')
+  name=$(echo "${var#POSTERN_}" | tr 'A-Z' 'a-z' | sed -E 's/^services__[a-z0-9]+__//')
   if ! "$bin" postconf -c "$root/etc/postern" "$name" >/dev/null 2>&1; then
     echo "container: $var names no parameter"; exit 1
   fi
@@ -60,6 +61,8 @@ env = services["postern"]["environment"]
 assert env["POSTERN_RELAYHOST"].startswith("["), "relayhost"
 assert services["postern"]["healthcheck"]["test"][:2] == ["CMD", "postern"], "healthcheck"
 assert "postern-queue" in compose["volumes"], "volume"
+assert env["POSTERN_SUBMISSION_LISTEN"].endswith(":587"), "submission"
+assert env["POSTERN_SMTPD_SASL_TYPE"] == "postern", "AUTH back end"
 grace = services["postern"]["stop_grace_period"]
 assert int(grace.rstrip("s")) > int(env["POSTERN_SHUTDOWN_GRACE_PERIOD"].rstrip("s")), "stop period"
 print("container: docker-compose.yml parses")

@@ -12,10 +12,11 @@
 //! Services behind the roles
 //! - [`admin`]      the HTTP service: /metrics, /healthz, /readyz, the queue API (reads what the roles publish)
 //! - [`control`]    the control socket behind `stop`, `status`, `reload` and the queue commands
+//! - [`sasl`]       SMTP AUTH's back ends: Dovecot's auth protocol, a table of password hashes
 //! - [`showq`]      queue views shared by commands and metrics (mailq's listing, qshape's distribution)
 //!
 //! The roles, in the order mail flows
-//! - [`smtpd`]      the SMTP server: sessions over any stream, verbs, relay control, limits
+//! - [`smtpd`]      the SMTP server: sessions over any stream, verbs, TLS, AUTH, restrictions, limits
 //! - [`pickup`]     takes in what the sendmail command leaves in maildrop/
 //! - [`cleanup`]    canonical envelope, address rewriting, header and body checks, the queue file
 //! - [`qmgr`]       the queue manager: scheduling, the end-of-delivery decisions, and the pool of delivery work the tree owns
@@ -48,6 +49,7 @@ pub mod proto;
 pub mod qmgr;
 pub mod rewrite;
 pub mod role;
+pub mod sasl;
 pub mod showq;
 pub mod smtpd;
 pub mod store;

@@ -384,6 +384,7 @@ mod tests {
                 uid: None,
                 tls: None,
                 sasl: None,
+                disclose: Default::default(),
             },
             filter: None,
         }

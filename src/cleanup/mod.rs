@@ -113,7 +113,6 @@ pub struct CleanupConfig {
     pub header_size_limit: usize,
     pub body_checks_size_limit: usize,
     /// Name the client's TLS in `Received:`.
-    pub smtpd_tls_received_header: bool,
     /// trivial-rewrite, shared with smtpd's recipient checks.
     pub rewrite: Arc<Rewrite>,
     pub addresses: address::AddressRewriter,
@@ -130,7 +129,6 @@ impl CleanupConfig {
             mail_name: config.mail_name.clone(),
             header_size_limit: config.header_size_limit,
             body_checks_size_limit: config.body_checks_size_limit,
-            smtpd_tls_received_header: config.smtpd_tls_received_header,
             addresses: address::AddressRewriter::new(config, rewrite.clone())?,
             rewrite,
             checks: checks::Checks {
@@ -299,10 +297,13 @@ impl CleanupHandle {
                 c.myhostname, c.mail_name
             )
         } else {
-            let tls = match &client.tls {
-                Some(tls) if c.smtpd_tls_received_header => format!("\r\n\t(using {})", clean(tls)),
+            let mut tls = match &client.tls {
+                Some(tls) if client.disclose.tls => format!("\r\n\t(using {})", clean(tls)),
                 _ => String::new(),
             };
+            if let Some((_, user)) = client.sasl.as_ref().filter(|_| client.disclose.sasl) {
+                tls.push_str(&format!("\r\n\t(Authenticated sender: {})", clean(user)));
+            }
             format!(
                 "Received: from {helo} ({} [{}]){tls}\r\n\tby {} ({}) with {} id {id}{for_clause};\r\n\t{date}\r\n",
                 client.name,

@@ -12,11 +12,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let (settings, config) = super::load_config(args.config_dir.as_deref())?;
-    let mut tls_warnings = Vec::new();
+    let mut warnings = Vec::new();
     let config = std::sync::Arc::new(config);
-    crate::smtpd::service::Service::new(config.clone(), &mut tls_warnings)
+    let services = crate::supervisor::listeners::services(&settings, &config, &mut warnings)
         .map_err(anyhow::Error::msg)?;
-    for notice in config.notices.iter().chain(&tls_warnings) {
+    for notice in config.notices.iter().chain(&warnings) {
         eprintln!("postern: warning: {notice}");
     }
     crate::store::Store::prepare(&config.queue_directory)
@@ -29,7 +29,12 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         "postern: queue_directory = {}",
         config.queue_directory.display()
     );
-    let listen: Vec<String> = config.smtpd_listen.iter().map(|a| a.to_string()).collect();
-    println!("postern: smtpd_listen = {}", listen.join(", "));
+    for (listener, _) in &services {
+        let listen: Vec<String> = listener.addrs.iter().map(|a| a.to_string()).collect();
+        match listener.name.as_str() {
+            "smtp" => println!("postern: smtpd_listen = {}", listen.join(", ")),
+            other => println!("postern: service {other} on {}", listen.join(", ")),
+        }
+    }
     Ok(0)
 }

@@ -12,6 +12,7 @@ pub mod postsuper;
 pub mod qshape;
 pub mod queue;
 pub mod reload;
+pub mod saslpasswd;
 pub mod sendmail;
 pub mod sendmail_smtp;
 pub mod sendmail_verify;
@@ -59,6 +60,7 @@ commands:
   qshape      the queue's domain and age distribution (-s, -p, -b, -t, queues)
   postsuper   -d delete, -h hold, -H release, -r requeue (ID, ALL or -)
   postcat     -q ID: show a queued message
+  saslpasswd  USER: read a password, print a hash line for smtpd_sasl_type = postern (-s SCHEME)
 
 every command takes -c DIR for the configuration directory";
 
@@ -107,6 +109,7 @@ pub fn dispatch(args: Vec<OsString>) -> (String, anyhow::Result<u8>) {
         "qshape" => qshape::run(rest),
         "sendmail" => sendmail::run(rest),
         "postlog" => postlog::run(rest),
+        "saslpasswd" => saslpasswd::run(rest),
         "postmap" => postmap::postmap(rest),
         "postalias" => postmap::postalias(rest),
         "newaliases" => parse::<ConfigDirOnly>(rest)

@@ -54,7 +54,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let log = MaillogLayer::open(Destination::of(&config).map_err(anyhow::Error::msg)?)
         .with_context(|| format!("open {}", config.maillog_file))?;
     let say = |text: &str| {
-        log.write(&args.tag, severity, text);
+        log.write(None, &args.tag, severity, text);
         if args.stderr {
             eprintln!("{}: {}{text}", args.tag, severity.prefix());
         }

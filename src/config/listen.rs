@@ -65,14 +65,11 @@ fn interfaces(value: &str, (v4, v6): (bool, bool)) -> Result<Vec<IpAddr>, String
     Ok(out)
 }
 
-/// Where smtpd listens: `smtpd_listen` when set; else the smtpd services
-/// of master.cf (port 25 without one) on `inet_interfaces`, when master.cf
-/// is read or `inet_interfaces` is set; else `smtpd_listen`'s default.
+/// Where smtpd's main service listens: `smtpd_listen` when set; else
+/// master.cf's smtpd services without `-o` settings of their own (port 25
+/// without master.cf) on `inet_interfaces`, when master.cf is read or
+/// `inet_interfaces` is set; else `smtpd_listen`'s default.
 pub(crate) fn listen_addresses(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
-    let bad = |name: &str, message: String| ConfigError::Value {
-        name: name.into(),
-        message,
-    };
     let from_interfaces =
         !s.is_explicit("smtpd_listen") && (s.master.is_some() || s.is_explicit("inet_interfaces"));
     if !from_interfaces {
@@ -82,30 +79,56 @@ pub(crate) fn listen_addresses(s: &Settings) -> Result<Vec<SocketAddr>, ConfigEr
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| bad("smtpd_listen", e));
     }
-    let families =
-        protocols(&s.expanded("inet_protocols")).map_err(|e| bad("inet_protocols", e))?;
-    let ips = interfaces(&s.expanded("inet_interfaces"), families)
-        .map_err(|e| bad("inet_interfaces", e))?;
     let endpoints = match &s.master {
-        Some(master) => master.smtpd.clone(),
+        Some(master) => master
+            .smtpd
+            .iter()
+            .filter(|e| e.overrides.is_empty())
+            .cloned()
+            .collect(),
         None => vec![master_cf::Endpoint {
             host: None,
             port: 25,
             line: 0,
+            service: "smtp".into(),
+            overrides: Vec::new(),
         }],
     };
     let mut out = Vec::new();
-    for endpoint in endpoints {
-        let hosts = match &endpoint.host {
-            Some(host) => interfaces(host, (true, true)).map_err(|e| bad("smtpd_listen", e))?,
-            None => ips.clone(),
-        };
-        for ip in hosts {
-            let addr = SocketAddr::new(ip, endpoint.port);
+    for endpoint in &endpoints {
+        for addr in endpoint_addresses(s, endpoint)? {
             if !out.contains(&addr) {
                 out.push(addr);
             }
         }
     }
     Ok(out)
+}
+
+fn bad(name: &str, message: String) -> ConfigError {
+    ConfigError::Value {
+        name: name.into(),
+        message,
+    }
+}
+
+/// The addresses of one master.cf service: its own host, or every
+/// address of `inet_interfaces`.
+pub(crate) fn endpoint_addresses(
+    s: &Settings,
+    endpoint: &master_cf::Endpoint,
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    let hosts = match &endpoint.host {
+        Some(host) => interfaces(host, (true, true)).map_err(|e| bad("smtpd_listen", e))?,
+        None => {
+            let families =
+                protocols(&s.expanded("inet_protocols")).map_err(|e| bad("inet_protocols", e))?;
+            interfaces(&s.expanded("inet_interfaces"), families)
+                .map_err(|e| bad("inet_interfaces", e))?
+        }
+    };
+    Ok(hosts
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, endpoint.port))
+        .collect())
 }

@@ -60,6 +60,10 @@ pub struct Endpoint {
     pub host: Option<String>,
     pub port: u16,
     pub line: usize,
+    /// The service's name (`smtp`, `submission`, `127.0.0.1:10025`).
+    pub service: String,
+    /// Its `-o name=value` settings, applied to this service alone.
+    pub overrides: Vec<(String, String)>,
 }
 
 /// Something master.cf asks for that postern does not do.
@@ -168,6 +172,8 @@ fn endpoint(service: &str, line: usize) -> Option<Endpoint> {
         host,
         port: port(port_text)?,
         line,
+        service: service.to_string(),
+        overrides: Vec::new(),
     })
 }
 
@@ -286,7 +292,10 @@ pub fn translate(entries: &[Entry]) -> Master {
         match (entry.kind.as_str(), command) {
             ("inet", "smtpd" | "postscreen") => {
                 match endpoint(&entry.service, entry.line) {
-                    Some(e) => master.smtpd.push(e),
+                    Some(mut e) => {
+                        e.overrides = overrides.clone();
+                        master.smtpd.push(e);
+                    }
                     None => master.note(
                         entry.line,
                         true,
@@ -303,7 +312,6 @@ pub fn translate(entries: &[Entry]) -> Master {
                         format!("service {}: postscreen is not part of postern; smtpd answers this port directly", entry.service),
                     );
                 }
-                master.judge_overrides(entry, &overrides);
             }
             (_, daemon)
                 if PLUMBING.contains(&daemon) || (daemon == "smtpd" && entry.kind == "pass") =>
@@ -374,7 +382,9 @@ maildrop  unix  -       n       n       -       -       pipe
             vec![Endpoint {
                 host: None,
                 port: 25,
-                line: 1
+                line: 1,
+                service: "smtp".into(),
+                overrides: Vec::new(),
             }]
         );
         let maildrop = &master.services["maildrop"];
@@ -412,21 +422,18 @@ policy unix - n n - 0 spawn user=nobody argv=/usr/bin/policyd
             ports,
             vec![(Some("127.0.0.1"), 10025), (None, 587), (Some("::1"), 2525)]
         );
-        let fatal: Vec<&str> = master
-            .notes
-            .iter()
-            .filter(|n| n.fatal)
-            .map(|n| n.text.as_str())
-            .collect();
-        assert_eq!(fatal.len(), 2, "{fatal:?}");
-        assert!(
-            fatal[0].contains("smtpd_recipient_restrictions"),
-            "{fatal:?}"
+        // An smtpd service's -o settings are its own, judged with its configuration.
+        assert_eq!(
+            master.smtpd[1].overrides,
+            vec![
+                (
+                    "smtpd_tls_security_level".to_string(),
+                    "encrypt".to_string()
+                ),
+                ("smtpd_sasl_auth_enable".to_string(), "yes".to_string())
+            ]
         );
-        assert!(
-            fatal[1].contains("smtpd_tls_security_level=encrypt"),
-            "{fatal:?}"
-        );
+        assert!(master.notes.iter().all(|n| !n.fatal), "{:?}", master.notes);
         assert!(
             master
                 .notes

@@ -8,6 +8,7 @@
 
 pub mod edit;
 mod listen;
+pub mod listeners;
 pub mod main_cf;
 pub mod master_cf;
 pub mod params;

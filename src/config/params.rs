@@ -342,6 +342,14 @@ declare! {
         inet_interfaces: String = Text("all"), parse::text, "smtpd";
         /// Address families for inet_interfaces: all, ipv4, ipv6.
         inet_protocols: String = Text("all"), parse::text, "smtpd";
+        /// The submission service (RFC 6409, port 587) for mail clients and applications:
+        /// empty is off. With Postfix's master.cf settings for it: TLS required, AUTH
+        /// offered, only authenticated clients may send; [services.submission] (or
+        /// POSTERN_SERVICES__SUBMISSION__NAME) changes any parameter for it alone.
+        submission_listen: Vec<SocketAddr> = Text(""), parse::listen, "smtpd";
+        /// The smtps service (RFC 8314, port 465): TLS from the first byte, then as
+        /// submission; [services.smtps] changes any parameter for it alone. Empty is off.
+        smtps_listen: Vec<SocketAddr> = Text(""), parse::listen, "smtpd";
         /// Address of the admin HTTP service (metrics, health, queue API).
         admin_listen: Vec<SocketAddr> = Text("127.0.0.1:8025"), parse::listen, "admin";
     }
@@ -366,11 +374,65 @@ declare! {
         /// Offer AUTH only after STARTTLS.
         smtpd_tls_auth_only: bool = Text("no"), parse::yes_no, "smtpd";
         /// Name the TLS protocol and cipher in the Received: header.
-        smtpd_tls_received_header: bool = Text("no"), parse::yes_no, "smtpd cleanup";
+        smtpd_tls_received_header: bool = Text("no"), parse::yes_no, "smtpd";
         /// TLS logging: 0 none, 1 a line per established connection and its failures.
         smtpd_tls_loglevel: u32 = Text("0"), parse::number, "smtpd";
+        /// TLS from the first byte (the smtps port), rather than after STARTTLS.
+        smtpd_tls_wrappermode: bool = Text("no"), parse::yes_no, "smtpd";
         /// Time limit for the TLS handshake after STARTTLS (or on the smtps port).
         smtpd_starttls_timeout: Duration = Text("300s"), parse::duration, "smtpd";
+    }
+    "SMTP server authentication (AUTH)" "" {
+        /// Offer SMTP AUTH (RFC 4954) with the PLAIN and LOGIN mechanisms.
+        /// Offered only under TLS while smtpd_tls_auth_only = yes; the submission and
+        /// smtps services turn it on for themselves.
+        smtpd_sasl_auth_enable: bool = Text("no"), parse::yes_no, "smtpd";
+        /// Who checks passwords: dovecot (Dovecot's auth service) or postern (a table).
+        /// cyrus, Postfix's default, is not implemented: name one of the two when AUTH
+        /// is on.
+        smtpd_sasl_type: String = Text("cyrus"), parse::text, "smtpd";
+        /// dovecot: the auth socket (a path, relative to queue_directory like Postfix's
+        /// private/auth, or inet:host:port). postern: a table of user name to password
+        /// hash in Dovecot's {SCHEME} notation ({SHA512-CRYPT}, {BLF-CRYPT},
+        /// {ARGON2ID}; `postern saslpasswd USER` makes one), e.g.
+        /// texthash:/etc/postern/sasl_passwd.
+        smtpd_sasl_path: String = Text("smtpd"), parse::text, "smtpd";
+        /// How long a request to Dovecot's auth service may take (never longer than smtpd_timeout).
+        /// Past it the client is told 454 4.7.0 and may try again.
+        ipc_timeout: Duration = Text("3600s"), parse::duration, "smtpd";
+        /// Name the authenticated user in the Received: header.
+        smtpd_sasl_authenticated_header: bool = Text("no"), parse::yes_no, "smtpd";
+        /// Clients that are not offered AUTH (networks, as mynetworks).
+        smtpd_sasl_exceptions_networks: Vec<Cidr> = Text(""), parse::networks, "smtpd";
+        /// Mechanism restrictions without TLS: noanonymous; noplaintext offers no PLAIN or LOGIN.
+        smtpd_sasl_security_options: Vec<String> = Text("noanonymous"), parse::lower_list, "smtpd";
+        /// The same under TLS.
+        smtpd_sasl_tls_security_options: Vec<String> = Text("$smtpd_sasl_security_options"), parse::lower_list, "smtpd";
+        /// Also say AUTH=PLAIN LOGIN in EHLO, for clients from before RFC 4954.
+        broken_sasl_auth_clients: bool = Text("no"), parse::yes_no, "smtpd";
+        /// The longest AUTH response (base64 text) a client may send.
+        smtpd_sasl_response_limit: usize = Text("12288"), parse::number, "smtpd";
+        /// A table from sender address to the login names that may use it, for
+        /// reject_sender_login_mismatch and its relatives.
+        smtpd_sender_login_maps: Vec<String> = Text(""), parse::list, "smtpd";
+        /// AUTH commands one client IP may send per anvil_rate_time_unit; 0 is no limit.
+        /// Over it: 450 4.7.1 Error: too many AUTH commands from IP.
+        smtpd_client_auth_rate_limit: u32 = Text("0"), parse::number, "smtpd";
+        /// The window of the per-client rate limits.
+        anvil_rate_time_unit: Duration = Text("60s"), parse::duration, "smtpd";
+        /// Delay before a refused AUTH is answered, times the failures so far in the session.
+        smtpd_error_sleep_time: Duration = Text("1s"), parse::duration, "smtpd";
+    }
+    "SMTP server restrictions" "Evaluated at RCPT TO, in Postfix's order (sender, relay, recipient); the\nfirst permit or reject decides each list. Implemented: permit, reject, defer,\ndunno, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination,\ndefer_unauth_destination, permit_auth_destination, reject_non_fqdn_sender,\nreject_non_fqdn_recipient, reject_sender_login_mismatch and its\nauthenticated/unauthenticated/known variants, check_sender_access and\ncheck_recipient_access with a table." {
+        /// Restrictions that decide relaying: who may send to domains not ours.
+        /// Postfix's default: mail from mynetworks and authenticated clients may go
+        /// anywhere; anyone else may only send to mydestination and relay_domains
+        /// (454 4.7.1 Relay access denied).
+        smtpd_relay_restrictions: Vec<String> = Text("permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"), parse::list, "smtpd";
+        /// Restrictions on the recipient, after the relay restrictions.
+        smtpd_recipient_restrictions: Vec<String> = Text(""), parse::list, "smtpd";
+        /// Restrictions on the sender (MAIL FROM), applied at RCPT TO.
+        smtpd_sender_restrictions: Vec<String> = Text(""), parse::list, "smtpd";
     }
     "SMTP server limits" "" {
         /// Text after 220 in the SMTP greeting.

@@ -142,10 +142,17 @@ pub fn from_env(services: &mut RawServices, path: &str, value: &str) -> Result<(
     Ok(())
 }
 
-/// Checks and types every service.
+/// The services that are smtpd listeners, not transports: their tables
+/// hold parameter settings for that listener alone (master.cf's `-o`).
+pub const LISTENERS: &[&str] = &["submission", "smtps"];
+
+/// Checks and types every transport service.
 pub fn parse(raw: &RawServices) -> Result<BTreeMap<String, Service>, ConfigError> {
     let mut out = BTreeMap::new();
     for (name, attrs) in raw {
+        if LISTENERS.contains(&name.as_str()) {
+            continue;
+        }
         let bad = |message: String| ConfigError::Value {
             name: format!("services.{name}"),
             message,

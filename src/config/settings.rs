@@ -239,6 +239,18 @@ impl Settings {
         })
     }
 
+    /// These settings with `overrides` set too (a listener's own
+    /// parameters: master.cf's `-o`, a `[services.NAME]` table), each
+    /// named `origin` in what is said of it.
+    pub fn overridden(&self, overrides: &[(String, String)], origin: &str) -> Settings {
+        let mut out = self.clone();
+        for (name, value) in overrides {
+            out.explicit.insert(name.clone(), value.clone());
+            out.origins.insert(name.clone(), origin.to_string());
+        }
+        out
+    }
+
     /// The names set in the file or the environment.
     pub fn explicit_names(&self) -> impl Iterator<Item = &str> {
         self.explicit.keys().map(String::as_str)

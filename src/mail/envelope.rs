@@ -63,6 +63,18 @@ pub struct ClientInfo {
     /// The SASL method and user the client logged in with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl: Option<(String, String)>,
+    /// What the `Received:` header may say of the TLS and the login.
+    #[serde(skip)]
+    pub disclose: Disclose,
+}
+
+/// What an smtpd service lets the `Received:` header say of its client
+/// (`smtpd_tls_received_header`, `smtpd_sasl_authenticated_header`): a
+/// setting of the service, not kept in the queue file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Disclose {
+    pub tls: bool,
+    pub sasl: bool,
 }
 
 impl ClientInfo {
@@ -94,6 +106,7 @@ impl ClientInfo {
             uid,
             tls: None,
             sasl: None,
+            disclose: Disclose::default(),
         }
     }
 }

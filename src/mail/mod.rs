@@ -9,5 +9,5 @@ pub mod queue_id;
 pub mod xtext;
 
 pub use address::{Address, AddressError};
-pub use envelope::{BodyType, ClientInfo, Envelope, Notify, Recipient, Ret};
+pub use envelope::{BodyType, ClientInfo, Disclose, Envelope, Notify, Recipient, Ret};
 pub use queue_id::{QueueId, QueueIdError};

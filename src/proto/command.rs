@@ -21,7 +21,8 @@ pub enum Command<'a> {
     Vrfy(&'a str),
     Expn,
     StartTls,
-    Auth,
+    /// AUTH and its arguments (mechanism, initial response).
+    Auth(&'a str),
     Etrn,
     /// HTTP methods and lines that do not start with a letter: another
     /// protocol is talking to us (Postfix's `smtpd_forbidden_commands`).
@@ -48,7 +49,7 @@ impl Command<'_> {
             Command::Vrfy(_) => "vrfy",
             Command::Expn => "expn",
             Command::StartTls => "starttls",
-            Command::Auth => "auth",
+            Command::Auth(_) => "auth",
             Command::Etrn => "etrn",
             Command::Forbidden | Command::Syntax(_) | Command::Unknown => "unknown",
         }
@@ -103,7 +104,7 @@ pub fn parse(line: &[u8]) -> Command<'_> {
         "VRFY" => Command::Syntax("501 5.5.4 Syntax: VRFY address"),
         "EXPN" => Command::Expn,
         "STARTTLS" => Command::StartTls,
-        "AUTH" => Command::Auth,
+        "AUTH" => Command::Auth(arg_trimmed),
         "ETRN" => Command::Etrn,
         _ => Command::Unknown,
     }

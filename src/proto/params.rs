@@ -17,6 +17,9 @@ pub struct MailParams {
     pub smtputf8: bool,
     pub ret: Option<Ret>,
     pub envid: Option<String>,
+    /// RFC 4954's `AUTH=`: who the client says submitted the message
+    /// (`<>`: unknown). smtpd takes it only where AUTH is offered.
+    pub auth: Option<String>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -94,7 +97,17 @@ impl MailParams {
                     let id = xtext::decode(v).filter(|d| !d.is_empty() && d.len() <= ENVID_MAX);
                     once(&mut p.envid, id.ok_or_else(|| bad("ENVID"))?, "ENVID")?;
                 }
-                ("SIZE" | "BODY" | "RET" | "ENVID", None) | ("SMTPUTF8", Some(_)) => {
+                ("AUTH", Some(v)) => {
+                    let who = if v == "<>" {
+                        Some(v.to_string())
+                    } else {
+                        xtext::decode(v).filter(|d| !d.is_empty() && d.len() <= ENVID_MAX)
+                    };
+                    let who =
+                        who.ok_or_else(|| Reply::new(501, "5.5.4 Bad AUTH parameter syntax"))?;
+                    once(&mut p.auth, who, "AUTH")?;
+                }
+                ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH", None) | ("SMTPUTF8", Some(_)) => {
                     return Err(bad(&key));
                 }
                 _ => return Err(unsupported(&key)),
@@ -169,7 +182,8 @@ mod tests {
             ("ENVID=a+0D+0Ab", 501),
             ("ENVID=", 501),
             ("SMTPUTF8=yes", 501),
-            ("AUTH=<>", 555),
+            ("AUTH=a+0Db", 501),
+            ("AUTH", 501),
             ("X-FOO=1", 555),
         ];
         for (text, code) in cases {

@@ -142,6 +142,11 @@ impl Rewrite {
     }
 
     /// Whether the domain is the local one (`mydestination`).
+    /// `recipient_delimiter`.
+    pub fn recipient_delimiter(&self) -> &str {
+        &self.recipient_delimiter
+    }
+
     pub fn is_local_domain(&self, domain: &str) -> bool {
         self.is_local(domain)
     }

@@ -37,8 +37,14 @@ impl Session {
             format!("SIZE {}", self.config.message_size_limit),
             "VRFY".into(),
         ];
-        if self.tls.is_some() && self.client.tls.is_none() {
+        if self.service.tls.is_some() && self.client.tls.is_none() && !self.service.wrapper {
             lines.push("STARTTLS".into());
+        }
+        if let Some(mechanisms) = self.auth_offered() {
+            lines.push(format!("AUTH {mechanisms}"));
+            if self.config.broken_sasl_auth_clients {
+                lines.push(format!("AUTH={mechanisms}"));
+            }
         }
         lines.extend(
             [

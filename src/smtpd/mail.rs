@@ -17,7 +17,7 @@ impl Session {
                 .reply(Reply::new(503, "5.5.1 Error: nested MAIL command"))
                 .await;
         }
-        if self.tls_required && self.client.tls.is_none() {
+        if self.service.tls_required && self.client.tls.is_none() {
             return self
                 .reply(Reply::new(530, "5.7.0 Must issue a STARTTLS command first"))
                 .await;
@@ -38,6 +38,11 @@ impl Session {
             Ok(params) => params,
             Err(reply) => return self.reply(reply).await,
         };
+        if params.auth.is_some() && self.service.sasl.is_none() {
+            return self
+                .reply(Reply::new(555, "5.5.4 Unsupported option: AUTH"))
+                .await;
+        }
         if !sender.is_ascii() && !params.smtputf8 {
             return self
                 .reply(Reply::new(

@@ -1,9 +1,11 @@
 //! smtpd — the SMTP server.
 //!
 //! DESCRIPTION
-//!   Accepts connections on `smtpd_listen` and runs one session task per
-//!   client: ESMTP per RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8,
-//!   ENHANCEDSTATUSCODES, DSN and CHUNKING (BDAT). Message content streams
+//!   Accepts connections on each service's addresses (`smtpd_listen`,
+//!   submission, smtps, master.cf's smtpd entries) and runs one session
+//!   task per client: ESMTP per RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+//!   SMTPUTF8, ENHANCEDSTATUSCODES, DSN, CHUNKING (BDAT), STARTTLS and AUTH
+//!   (`starttls.rs`, `auth.rs`). Message content streams
 //!   through cleanup into the queue file; `250 ... queued as ID` is sent
 //!   only once the queue file is durable.
 //!
@@ -15,9 +17,10 @@
 //!   gets a second message through. Talking before the greeting or
 //!   pipelining past DATA is a protocol error that ends the session. HTTP
 //!   methods and binary input on the SMTP port are answered and closed.
-//!   Recipients outside `mydestination` and `relay_domains` are refused
-//!   with `554 5.7.1` unless the client is in `mynetworks`; sender-specified
-//!   routing (`%`, `!`, quoted `@`) never opens the relay.
+//!   Recipients pass the service's restriction lists (`restrict.rs`): by
+//!   Postfix's default, mail for domains not ours is deferred with
+//!   `454 4.7.1` unless the client is in `mynetworks` or logged in;
+//!   sender-specified routing (`%`, `!`, quoted `@`) never opens the relay.
 //!
 //! LIMITS
 //!   `default_process_limit` sessions in all, and
@@ -29,11 +32,13 @@
 //!   `connect from`, `QUEUEID: client=`, `NOQUEUE: reject: RCPT from ...`,
 //!   `disconnect from ... commands=N`, Postfix's formats.
 
+mod anvil;
+mod auth;
 mod data;
 mod ehlo;
 mod mail;
 mod rcpt;
-pub mod relay;
+pub mod restrict;
 pub mod service;
 mod session;
 mod starttls;
@@ -48,6 +53,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
 
 use crate::cleanup::CleanupHandle;
 
@@ -64,6 +70,8 @@ pub struct SmtpdDeps {
     sessions: Arc<Semaphore>,
     /// Open sessions per client IP, for `smtpd_client_connection_count_limit`.
     clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// AUTH commands per client IP, for `smtpd_client_auth_rate_limit`.
+    auth_rate: anvil::Rate,
 }
 
 impl SmtpdDeps {
@@ -81,6 +89,7 @@ impl SmtpdDeps {
             shutdown,
             sessions,
             clients: Arc::default(),
+            auth_rate: anvil::Rate::default(),
         }
     }
 }
@@ -179,11 +188,17 @@ pub async fn serve(
             }
         };
         let deps = deps.clone();
-        tokio::spawn(async move {
-            session::run(stream, peer, deps, service).await;
-            drop(slot);
-            drop(permit);
-        });
+        let local = stream.local_addr().unwrap_or(peer);
+        // The service's syslog_name (postfix/submission) for its lines.
+        let span = tracing::info_span!("session", syslog_name = %config.syslog_name);
+        tokio::spawn(
+            async move {
+                session::run(stream, peer, local, deps, service).await;
+                drop(slot);
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
     // A reload only replaces the listener: open sessions go on.
     if !*deps.shutdown.borrow() {

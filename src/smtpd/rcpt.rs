@@ -1,6 +1,6 @@
 //! RCPT TO.
 
-use super::relay;
+use super::restrict::Check;
 use super::session::{Flow, Session};
 use crate::mail::{Address, QueueId, Recipient};
 use crate::proto::Reply;
@@ -50,17 +50,31 @@ impl Session {
                 .await;
         }
         let rewrite = self.cleanup.rewrite();
-        let checked = relay::check_recipient(&rewrite, self.trusted, &address).and_then(|()| {
-            rewrite.check_recipient(&address).map_err(|u| {
-                Reply::new(
-                    u.code,
-                    format!(
-                        "{} <{address}>: Recipient address rejected: {}",
-                        u.status, u.text
-                    ),
-                )
-            })
-        });
+        let Some(txn) = self.txn.as_ref() else {
+            return Flow::Continue;
+        };
+        let check = Check {
+            rewrite: &rewrite,
+            trusted: self.trusted,
+            sasl_user: self.client.sasl.as_ref().map(|(_, user)| user.as_str()),
+            sender: &txn.sender,
+            rcpt: &address,
+        };
+        let checked = self
+            .service
+            .restrictions
+            .check_recipient(&check)
+            .and_then(|()| {
+                rewrite.check_recipient(&address).map_err(|u| {
+                    Reply::new(
+                        u.code,
+                        format!(
+                            "{} <{address}>: Recipient address rejected: {}",
+                            u.status, u.text
+                        ),
+                    )
+                })
+            });
         if let Err(reply) = checked {
             self.log_reject("RCPT", &reply, Some(&address.to_string()));
             return self.reply(reply).await;
@@ -70,7 +84,11 @@ impl Session {
         };
         if txn.queue_id.is_none() {
             let id = QueueId::generate();
-            tracing::info!("{id}: client={}", self.client_log);
+            let sasl = match &self.client.sasl {
+                Some((method, user)) => format!(", sasl_method={method}, sasl_username={user}"),
+                None => String::new(),
+            };
+            tracing::info!("{id}: client={}{sasl}", self.client_log);
             txn.queue_id = Some(id);
         }
         txn.recipients.push(Recipient {

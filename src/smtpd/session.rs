@@ -2,7 +2,7 @@
 //! The verbs live in their own files (`ehlo.rs`, `mail.rs`, `rcpt.rs`,
 //! `data.rs`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::SmtpdDeps;
 use super::data::Bdat;
+use super::service::Service;
 use super::stats::Stats;
 use crate::cleanup::CleanupHandle;
 use crate::config::Config;
@@ -49,9 +50,8 @@ pub struct Transaction {
 
 pub struct Session {
     pub config: Arc<Config>,
-    /// The TLS this listener offers (STARTTLS), and whether it is required.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
-    pub tls_required: bool,
+    /// The service's TLS, restrictions and AUTH back end.
+    pub service: Arc<Service>,
     pub cleanup: CleanupHandle,
     /// The client's stream, whatever it is (TCP, TLS, a pipe in tests):
     /// reads are buffered here, replies in `out`.
@@ -64,6 +64,13 @@ pub struct Session {
     pub client_log: String,
     /// The client is in `mynetworks`.
     pub trusted: bool,
+    pub peer_ip: IpAddr,
+    /// The address the client connected to.
+    pub local_ip: IpAddr,
+    /// AUTH commands per client, for `smtpd_client_auth_rate_limit`.
+    pub auth_rate: super::anvil::Rate,
+    /// Failed logins in this session (each waits longer).
+    pub auth_failures: u32,
     pub esmtp: bool,
     pub txn: Option<Transaction>,
     errors: u32,
@@ -77,8 +84,9 @@ pub struct Session {
 pub async fn run<S: Stream + 'static>(
     stream: S,
     peer: SocketAddr,
+    local: SocketAddr,
     deps: SmtpdDeps,
-    service: Arc<super::service::Service>,
+    service: Arc<Service>,
 ) {
     let config = service.config.clone();
     let addr = peer.ip().to_canonical().to_string();
@@ -90,6 +98,10 @@ pub async fn run<S: Stream + 'static>(
         uid: None,
         tls: None,
         sasl: None,
+        disclose: crate::mail::Disclose {
+            tls: config.smtpd_tls_received_header,
+            sasl: config.smtpd_sasl_authenticated_header,
+        },
     };
     let client_log = crate::mail::maillog::client(&client.name, &addr);
     let trusted = config.is_trusted(peer.ip());
@@ -97,14 +109,17 @@ pub async fn run<S: Stream + 'static>(
     let stream: Box<dyn Stream> = Box::new(stream);
     let mut session = Session {
         config,
-        tls: service.tls.clone(),
-        tls_required: service.tls_required,
+        service: service.clone(),
         cleanup: deps.cleanup.clone(),
         conn: BufReader::with_capacity(READ_BUFFER, stream),
         out: Vec::with_capacity(512),
         client,
         client_log,
         trusted,
+        peer_ip: peer.ip().to_canonical(),
+        local_ip: local.ip().to_canonical(),
+        auth_rate: deps.auth_rate.clone(),
+        auth_failures: 0,
         esmtp: false,
         txn: None,
         errors: 0,
@@ -114,7 +129,13 @@ pub async fn run<S: Stream + 'static>(
     };
     let _gauge = crate::metrics::SessionGauge::open();
     tracing::info!("connect from {}", session.client_log);
-    session.serve().await;
+    let ready = match service.tls.clone().filter(|_| service.wrapper) {
+        Some(acceptor) => matches!(session.implicit_tls(acceptor).await, Flow::Continue),
+        None => !service.wrapper,
+    };
+    if ready {
+        session.serve().await;
+    }
     tracing::info!(
         "disconnect from {}{}",
         session.client_log,
@@ -263,7 +284,8 @@ impl Session {
                     .await
             }
             Command::StartTls => self.starttls().await,
-            Command::Auth | Command::Etrn => {
+            Command::Auth(arg) => self.auth(arg).await,
+            Command::Etrn => {
                 self.reply(Reply::new(502, "5.5.1 Error: command not implemented"))
                     .await
             }

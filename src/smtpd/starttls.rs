@@ -18,7 +18,7 @@ pub fn describe(state: &rustls::CommonState) -> String {
 
 impl Session {
     pub async fn starttls(&mut self) -> Flow {
-        let Some(acceptor) = self.tls.clone() else {
+        let Some(acceptor) = self.service.tls.clone().filter(|_| !self.service.wrapper) else {
             return self
                 .reply(Reply::new(502, "5.5.1 Error: command not implemented"))
                 .await;
@@ -58,6 +58,17 @@ impl Session {
             .await
     }
 
+    /// The smtps port: the handshake before the greeting.
+    pub async fn implicit_tls(&mut self, acceptor: tokio_rustls::TlsAcceptor) -> Flow {
+        let (placeholder, _) = tokio::io::duplex(1);
+        let plain = std::mem::replace(
+            &mut self.conn,
+            BufReader::new(Box::new(placeholder) as Box<dyn Stream>),
+        );
+        self.handshake(acceptor, plain.into_inner(), "CONNECT")
+            .await
+    }
+
     /// Runs the server side of a TLS handshake on `plain` and makes it
     /// the session's connection; `after` names what preceded it in the log.
     pub async fn handshake(
@@ -77,6 +88,7 @@ impl Session {
                 );
                 self.client.tls = Some(described);
                 self.client.helo = None;
+                self.client.sasl = None;
                 self.esmtp = false;
                 self.txn = None;
                 self.conn = BufReader::with_capacity(READ_BUFFER, Box::new(stream));

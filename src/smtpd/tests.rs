@@ -40,14 +40,14 @@ impl Client {
             Arc::new(CleanupConfig::from_config(&config).unwrap()),
             Arrivals::default(),
         );
-        let service = Arc::new(Service::new(Arc::new(config), &mut Vec::new()).unwrap());
+        let service = Arc::new(Service::new("smtp", Arc::new(config), &mut Vec::new()).unwrap());
         let (_config_tx, config_rx) = watch::channel(service.clone());
         let (_stop_tx, stop_rx) = watch::channel(false);
         let deps = SmtpdDeps::new(config_rx, cleanup, stop_rx);
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         let peer = "192.0.2.1:4000".parse().unwrap();
         tokio::spawn(async move {
-            session::run(theirs, peer, deps, service).await;
+            session::run(theirs, peer, peer, deps, service).await;
             drop((_config_tx, _stop_tx));
         });
         let (read, write) = tokio::io::split(ours);
@@ -97,7 +97,7 @@ async fn pipelined_commands_are_answered_in_order() {
         .await;
     let (code, ehlo) = c.reply().await.unwrap();
     assert!(code == 250 && ehlo.contains("PIPELINING"), "{ehlo}");
-    assert_eq!(c.codes(5).await, vec![250, 554, 250, 250, 221]);
+    assert_eq!(c.codes(5).await, vec![250, 454, 250, 250, 221]);
     assert_eq!(c.reply().await, None, "closed after QUIT");
 }
 

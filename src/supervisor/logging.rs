@@ -4,6 +4,9 @@
 //! first segment under the crate (`postern::smtpd::session` is `smtpd`,
 //! `postern::supervisor` is `master`, like Postfix's master daemon).
 //!
+//! A span with a `syslog_name` field (an smtpd service's session) names
+//! its events' program prefix in its place (`postfix/submission/smtpd`).
+//!
 //! Fields: `message` is the text; an optional `severity = "fatal"` or
 //! `"panic"` picks those prefixes; otherwise WARN is `warning:` and ERROR
 //! is `error:`. DEBUG and TRACE events are not written.
@@ -15,6 +18,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 
 pub use crate::mail::maillog::Format;
 use crate::mail::maillog::{self, Severity};
@@ -84,12 +88,15 @@ impl MaillogLayer {
         })
     }
 
-    /// Writes one event, in the configured format.
-    pub fn write(&self, program: &str, severity: Severity, text: &str) {
+    /// Writes one event, in the configured format; `syslog_name` in
+    /// place of the configured one.
+    pub fn write(&self, syslog_name: Option<&str>, program: &str, severity: Severity, text: &str) {
         let Ok(mut sink) = self.sink.lock() else {
             return;
         };
-        let line = sink.destination.line(program, self.pid, severity, text);
+        let line = sink
+            .destination
+            .line(syslog_name, program, self.pid, severity, text);
         let _ = sink.out.write_all(line.as_bytes());
         let _ = sink.out.flush();
     }
@@ -124,18 +131,20 @@ impl MaillogLayer {
 
 impl Destination {
     /// One log line, newline included.
-    fn line(&self, program: &str, pid: u32, severity: Severity, text: &str) -> String {
+    fn line(
+        &self,
+        syslog_name: Option<&str>,
+        program: &str,
+        pid: u32,
+        severity: Severity,
+        text: &str,
+    ) -> String {
         let now = chrono::Local::now();
+        let syslog_name = syslog_name.unwrap_or(&self.syslog_name);
         let mut line = match self.format {
-            Format::Postfix => maillog::format_line(
-                &now,
-                &self.host,
-                &self.syslog_name,
-                program,
-                pid,
-                severity,
-                text,
-            ),
+            Format::Postfix => {
+                maillog::format_line(&now, &self.host, syslog_name, program, pid, severity, text)
+            }
             Format::Json => {
                 let queue_id = text
                     .split_once(": ")
@@ -146,7 +155,7 @@ impl Destination {
                 serde_json::json!({
                     "time": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     "host": self.host,
-                    "program": format!("{}/{program}", self.syslog_name),
+                    "program": format!("{syslog_name}/{program}"),
                     "pid": pid,
                     "severity": severity.name(),
                     "queue_id": queue_id,
@@ -189,7 +198,7 @@ pub fn fatal(program: &str, text: &str, destination: Option<Destination>) {
     };
     crate::metrics::log_event(Severity::Fatal.name());
     if let Ok(mut out) = destination.open() {
-        let line = destination.line(program, std::process::id(), Severity::Fatal, text);
+        let line = destination.line(None, program, std::process::id(), Severity::Fatal, text);
         let _ = out.write_all(line.as_bytes());
     }
 }
@@ -236,8 +245,40 @@ impl Visit for Fields {
     }
 }
 
-impl<S: Subscriber> Layer<S> for MaillogLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+/// A span's `syslog_name`, kept in its extensions.
+struct SyslogName(String);
+
+struct SyslogNameField(Option<String>);
+
+impl Visit for SyslogNameField {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "syslog_name" {
+            self.0 = Some(value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "syslog_name" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for MaillogLayer {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        let mut field = SyslogNameField(None);
+        attrs.record(&mut field);
+        if let (Some(name), Some(span)) = (field.0, ctx.span(id)) {
+            span.extensions_mut().insert(SyslogName(name));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let level = *meta.level();
         if level > Level::INFO {
@@ -256,7 +297,12 @@ impl<S: Subscriber> Layer<S> for MaillogLayer {
         if severity != Severity::Info {
             crate::metrics::log_event(severity.name());
         }
-        self.write(program, severity, &fields.message);
+        let syslog_name = ctx.event_scope(event).and_then(|scope| {
+            scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<SyslogName>().map(|n| n.0.clone()))
+        });
+        self.write(syslog_name.as_deref(), program, severity, &fields.message);
     }
 }
 

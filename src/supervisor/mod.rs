@@ -21,6 +21,7 @@
 //!   `supervisor_restart_limit`, `supervisor_restart_period`,
 //!   `shutdown_grace_period`.
 
+pub mod listeners;
 pub mod lock;
 pub mod logging;
 pub mod reload;
@@ -40,7 +41,6 @@ use crate::config::{Config, Settings};
 use crate::control::server::{ControlDeps, FaultTrigger};
 use crate::qmgr::Qmgr;
 use crate::role::trigger::Arrivals;
-use crate::smtpd::SmtpdDeps;
 use crate::store::Store;
 use handle::RoleSlot;
 use tree::{Child, Exit, ExitGuard, Group, Intensity, TaskChild, TreeEnd};
@@ -127,16 +127,29 @@ pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
     let store = Arc::new(Store::open(&queue_directory)?);
     report_recovery(&store.recover()?);
 
-    let mut smtpd_listeners = Vec::new();
-    for addr in &config.smtpd_listen {
-        let listener = reload::bind(*addr).map_err(|e| StartError::Bind(addr.to_string(), e))?;
-        smtpd_listeners.push((*addr, Arc::new(listener)));
+    let config = Arc::new(config);
+    let mut warnings = Vec::new();
+    let services =
+        listeners::services(settings, &config, &mut warnings).map_err(StartError::Config)?;
+    for warning in warnings {
+        tracing::warn!(target: "master", "{warning}");
     }
-    let mut admin_listeners = Vec::new();
-    for addr in &config.admin_listen {
-        let listener = reload::bind(*addr).map_err(|e| StartError::Bind(addr.to_string(), e))?;
-        admin_listeners.push((*addr, Arc::new(listener)));
+    let bind_all = |addrs: &[std::net::SocketAddr]| -> Result<Vec<listeners::Bound>, StartError> {
+        addrs
+            .iter()
+            .map(|addr| {
+                listeners::bind(*addr)
+                    .map(|l| (*addr, Arc::new(l)))
+                    .map_err(|e| StartError::Bind(addr.to_string(), e))
+            })
+            .collect()
+    };
+    let mut smtpd = Vec::new();
+    for (listener, service) in services {
+        let sockets = bind_all(&listener.addrs)?;
+        smtpd.push((listener, service, sockets));
     }
+    let admin_listeners = bind_all(&config.admin_listen)?;
     let control_path = crate::control::socket_path(&queue_directory);
     let _ = std::fs::remove_file(&control_path);
     let control_listener = std::os::unix::net::UnixListener::bind(&control_path)
@@ -152,14 +165,13 @@ pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
             .expect("the tokio runtime starts")
     };
     let system = actix::System::with_tokio_rt(runtime);
-    let config = Arc::new(config);
     let fault_injection = std::env::var("POSTERN_FAULT_INJECTION").is_ok_and(|v| v == "1");
     let end = system.block_on(run_tree(
         settings.clone(),
         config.clone(),
         store.clone(),
         Listeners {
-            smtpd: smtpd_listeners,
+            smtpd,
             admin: admin_listeners,
             control: control_listener,
         },
@@ -201,8 +213,12 @@ fn report_recovery(r: &crate::store::Recovery) {
 
 /// The sockets bound before the roles start.
 struct Listeners {
-    smtpd: Vec<reload::SmtpdListener>,
-    admin: Vec<reload::SmtpdListener>,
+    smtpd: Vec<(
+        crate::config::listeners::Listener,
+        crate::smtpd::service::Service,
+        Vec<listeners::Bound>,
+    )>,
+    admin: Vec<listeners::Bound>,
     control: std::os::unix::net::UnixListener,
 }
 
@@ -214,7 +230,7 @@ async fn run_tree(
     fault_injection: bool,
 ) -> Result<TreeEnd, StartError> {
     let Listeners {
-        smtpd: smtpd_listeners,
+        smtpd: smtpd_services,
         admin: admin_listeners,
         control: control_listener,
     } = listeners;
@@ -250,21 +266,14 @@ async fn run_tree(
         poke: poke.clone(),
     };
 
-    let mut tls_warnings = Vec::new();
-    let service = crate::smtpd::service::Service::new(config.clone(), &mut tls_warnings)
-        .map_err(StartError::Config)?;
-    for warning in tls_warnings {
-        tracing::warn!(target: "master", "{warning}");
-    }
-    let (service_tx, service_rx) = watch::channel(Arc::new(service));
-    let smtpd_deps = SmtpdDeps::new(service_rx, cleanup.clone(), shutdown_rx.clone());
-    let smtpd_group =
-        reload::smtpd_group(&smtpd_listeners, &smtpd_deps).map_err(StartError::Config)?;
-    let smtpd_addrs: Vec<String> = smtpd_listeners
-        .iter()
-        .filter_map(|(_, l)| l.local_addr().ok())
-        .map(|a| a.to_string())
+    let smtpd: Vec<listeners::Running> = smtpd_services
+        .into_iter()
+        .map(|(listener, service, sockets)| {
+            listeners::Running::new(&listener, service, sockets, &cleanup, &shutdown_rx)
+        })
         .collect();
+    let smtpd_group = listeners::group(&smtpd).map_err(StartError::Config)?;
+    let smtpd_addrs = listeners::shown(&smtpd);
     let shown_addrs = Arc::new(Mutex::new(smtpd_addrs.clone()));
     let admin_deps = AdminDeps {
         store: store.clone(),
@@ -273,7 +282,7 @@ async fn run_tree(
     };
     let admin_group =
         reload::admin_group(&admin_listeners, &admin_deps).map_err(StartError::Config)?;
-    let admin_addrs = Arc::new(Mutex::new(reload::addresses(&admin_listeners)));
+    let admin_addrs = Arc::new(Mutex::new(listeners::addresses(&admin_listeners)));
     let (replace_tx, replace_rx) = mpsc::unbounded_channel();
     let (reload_tx, mut reload_rx) =
         mpsc::unbounded_channel::<oneshot::Sender<Result<String, String>>>();
@@ -286,9 +295,8 @@ async fn run_tree(
         qmgr: qmgr_role.clone(),
         pool: pool.clone(),
         qmgr_current: qmgr_current.clone(),
-        smtpd_service: service_tx,
-        smtpd_deps,
-        smtpd_listeners,
+        smtpd,
+        shutdown: shutdown_rx.clone(),
         smtpd_addrs: shown_addrs.clone(),
         admin_deps,
         admin_listeners,

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::handle::RoleHandle;
+use super::listeners::{self, Bound, Running};
 use super::tree::{self, Child, Group, TaskChild};
 use crate::admin::AdminDeps;
 use crate::bounce::BounceConfig;
@@ -36,11 +37,7 @@ use crate::qmgr::pool::{Pool, ProcessLimits};
 use crate::qmgr::{Qmgr, QmgrConfig, QmgrDeps, Reconfigure};
 use crate::rewrite::Rewrite;
 use crate::role::trigger::Arrivals;
-use crate::smtpd::{self, SmtpdDeps};
 use crate::store::Store;
-
-/// A bound listener and the address the configuration asked for.
-pub type SmtpdListener = (SocketAddr, Arc<std::net::TcpListener>);
 
 /// What qmgr works with, built from a configuration.
 pub fn qmgr_deps(
@@ -80,17 +77,8 @@ pub fn qmgr_deps(
     }))
 }
 
-/// The addresses listeners are bound to, as `status` shows them.
-pub fn addresses(listeners: &[SmtpdListener]) -> Vec<String> {
-    listeners
-        .iter()
-        .filter_map(|(_, l)| l.local_addr().ok())
-        .map(|a| a.to_string())
-        .collect()
-}
-
 /// The admin group: one HTTP server task per address.
-pub fn admin_group(listeners: &[SmtpdListener], deps: &AdminDeps) -> Result<Group, String> {
+pub fn admin_group(listeners: &[Bound], deps: &AdminDeps) -> Result<Group, String> {
     let mut children: Vec<Box<dyn Child>> = Vec::new();
     for (_, socket) in listeners {
         let socket = Arc::new(socket.try_clone().map_err(|e| e.to_string())?);
@@ -105,54 +93,6 @@ pub fn admin_group(listeners: &[SmtpdListener], deps: &AdminDeps) -> Result<Grou
     })
 }
 
-/// Reuses the sockets of addresses that stay; binds the new ones.
-fn rebind(wanted: &[SocketAddr], current: &[SmtpdListener]) -> Result<Vec<SmtpdListener>, String> {
-    let mut out = Vec::new();
-    for addr in wanted {
-        match current.iter().find(|(a, _)| a == addr) {
-            Some(existing) => out.push(existing.clone()),
-            None => out.push((
-                *addr,
-                Arc::new(bind(*addr).map_err(|e| format!("bind {addr}: {e}"))?),
-            )),
-        }
-    }
-    Ok(out)
-}
-
-/// The smtpd group: one listener task per address.
-pub fn smtpd_group(listeners: &[SmtpdListener], deps: &SmtpdDeps) -> Result<Group, String> {
-    let mut children: Vec<Box<dyn Child>> = Vec::new();
-    for (_, socket) in listeners {
-        let socket = socket.try_clone().map_err(|e| e.to_string())?;
-        let listener =
-            Arc::new(tokio::net::TcpListener::from_std(socket).map_err(|e| e.to_string())?);
-        let deps = deps.clone();
-        children.push(Box::new(TaskChild::new("smtpd", move |stop| {
-            Box::pin(smtpd::serve(listener.clone(), deps.clone(), stop))
-        })));
-    }
-    Ok(Group {
-        name: "smtpd",
-        children,
-    })
-}
-
-/// Binds a listener. An IPv6 socket takes IPv6 only, so that `0.0.0.0:25`
-/// and `[::]:25` (inet_interfaces = all) can both be bound, as Postfix does.
-pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
-}
-
 pub struct Reloader {
     pub config_dir: PathBuf,
     pub running: Arc<Config>,
@@ -164,13 +104,14 @@ pub struct Reloader {
     pub pool: Pool,
     /// What a restarted qmgr starts with.
     pub qmgr_current: Arc<Mutex<Arc<QmgrDeps>>>,
-    pub smtpd_service: watch::Sender<Arc<crate::smtpd::service::Service>>,
-    pub smtpd_deps: SmtpdDeps,
-    pub smtpd_listeners: Vec<SmtpdListener>,
+    /// The smtpd services and their sockets.
+    pub smtpd: Vec<Running>,
+    /// What new smtpd services stop with.
+    pub shutdown: watch::Receiver<bool>,
     /// The addresses `status` reports.
     pub smtpd_addrs: Arc<Mutex<Vec<String>>>,
     pub admin_deps: AdminDeps,
-    pub admin_listeners: Vec<SmtpdListener>,
+    pub admin_listeners: Vec<Bound>,
     pub admin_addrs: Arc<Mutex<Vec<String>>>,
     pub replace: mpsc::UnboundedSender<tree::Replace>,
 }
@@ -203,27 +144,45 @@ impl Reloader {
             Ok(deps) => deps,
             Err(e) => return refuse(e),
         };
-        // Certificates are read again: a bad one is refused here.
-        let mut tls_warnings = Vec::new();
-        let service = match crate::smtpd::service::Service::new(config.clone(), &mut tls_warnings) {
-            Ok(service) => Arc::new(service),
+        // Certificates are read again, tables opened: a bad one is refused here.
+        let mut warnings = Vec::new();
+        let services = match listeners::services(&settings, &config, &mut warnings) {
+            Ok(services) => services,
             Err(e) => return refuse(e),
         };
-        let listeners = match rebind(&config.smtpd_listen, &self.smtpd_listeners) {
-            Ok(listeners) => listeners,
-            Err(e) => return refuse(e),
-        };
-        let admin = match rebind(&config.admin_listen, &self.admin_listeners) {
-            Ok(listeners) => listeners,
-            Err(e) => return refuse(e),
-        };
-        let mut groups = Vec::new();
-        if config.smtpd_listen != self.running.smtpd_listen {
-            match smtpd_group(&listeners, &self.smtpd_deps) {
-                Ok(group) => groups.push(group),
-                Err(e) => return refuse(e),
-            }
+        let mut next = Vec::new();
+        for (listener, service) in services {
+            let (own, others): (Vec<&Running>, Vec<&Running>) =
+                self.smtpd.iter().partition(|r| r.name == listener.name);
+            let sockets_of = |services: Vec<&Running>| -> Vec<Bound> {
+                services
+                    .iter()
+                    .flat_map(|r| r.sockets.iter().cloned())
+                    .collect()
+            };
+            let sockets =
+                match listeners::rebind(&listener.addrs, &sockets_of(own), &sockets_of(others)) {
+                    Ok(sockets) => sockets,
+                    Err(e) => return refuse(e),
+                };
+            next.push((listener, service, sockets));
         }
+        let admin = match listeners::rebind(&config.admin_listen, &self.admin_listeners, &[]) {
+            Ok(listeners) => listeners,
+            Err(e) => return refuse(e),
+        };
+        // The accept loops are replaced only when services or their addresses change.
+        let was: Vec<(&str, &[SocketAddr])> = self
+            .smtpd
+            .iter()
+            .map(|r| (r.name.as_str(), r.addrs.as_slice()))
+            .collect();
+        let will: Vec<(&str, &[SocketAddr])> = next
+            .iter()
+            .map(|(l, _, _)| (l.name.as_str(), l.addrs.as_slice()))
+            .collect();
+        let smtpd_moved = was != will;
+        let mut groups = Vec::new();
         if config.admin_listen != self.running.admin_listen {
             match admin_group(&admin, &self.admin_deps) {
                 Ok(group) => groups.push(group),
@@ -253,7 +212,7 @@ impl Reloader {
             Ok(log) => log,
             Err(e) => return refuse(e),
         };
-        for notice in config.notices.iter().chain(&tls_warnings) {
+        for notice in config.notices.iter().chain(&warnings) {
             tracing::warn!(target: "master", "{notice}");
         }
         // Everything checked: put it in force. The log is opened again
@@ -267,19 +226,44 @@ impl Reloader {
         }
         self.pool.set_limits(ProcessLimits::from_config(&config));
         self.qmgr.do_send(Reconfigure(deps));
-        self.smtpd_service.send_replace(service);
+        let mut running = Vec::new();
+        for (listener, service, sockets) in next {
+            match self.smtpd.iter().position(|r| r.name == listener.name) {
+                Some(i) => {
+                    let mut same = self.smtpd.remove(i);
+                    same.service.send_replace(Arc::new(service));
+                    same.addrs = listener.addrs.clone();
+                    same.sockets = sockets;
+                    running.push(same);
+                }
+                None => running.push(Running::new(
+                    &listener,
+                    service,
+                    sockets,
+                    &self.cleanup,
+                    &self.shutdown,
+                )),
+            }
+        }
+        self.smtpd = running;
+        if smtpd_moved {
+            match listeners::group(&self.smtpd) {
+                Ok(group) => groups.push(group),
+                Err(e) => tracing::error!(target: "master", "smtpd listeners: {e}"),
+            }
+        }
         for group in groups {
             let (ack, done) = oneshot::channel();
             if self.replace.send((group, ack)).is_ok() {
                 let _ = done.await;
             }
         }
-        for (shown, bound) in [(&self.smtpd_addrs, &listeners), (&self.admin_addrs, &admin)] {
-            if let Ok(mut shown) = shown.lock() {
-                *shown = addresses(bound);
-            }
+        if let Ok(mut shown) = self.smtpd_addrs.lock() {
+            *shown = listeners::shown(&self.smtpd);
         }
-        self.smtpd_listeners = listeners;
+        if let Ok(mut shown) = self.admin_addrs.lock() {
+            *shown = listeners::addresses(&admin);
+        }
         self.admin_listeners = admin;
         self.running = config;
         let mut said = format!(

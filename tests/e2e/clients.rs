@@ -48,7 +48,7 @@ s.quit()
 "#;
     let stdout = crate::common::python_smtp(script, p.smtp.port());
     assert!(
-        stdout.contains("no@elsewhere.example") && stdout.contains("554"),
+        stdout.contains("no@elsewhere.example") && stdout.contains("454"),
         "{stdout}"
     );
     let queue = p.queue();

@@ -367,6 +367,32 @@ impl Postern {
         }
     }
 
+    /// A field of the daemon's /proc status in kB (`VmRSS`, `VmHWM`).
+    pub fn memory_kb(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find(|l| {
+                l.strip_prefix(field)
+                    .is_some_and(|rest| rest.starts_with(':'))
+            })
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    }
+
+    /// The address an smtpd service (`submission`, `smtps`) is bound to.
+    pub fn service_addr(&self, name: &str) -> SocketAddr {
+        let suffix = format!(" ({name})");
+        let status = self.status();
+        status
+            .smtpd
+            .iter()
+            .find_map(|a| a.strip_suffix(&suffix))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} service in {:?}", status.smtpd))
+    }
+
     pub fn control(&self, request: &Request) -> Result<Response, ClientError> {
         client::request(&self.queue_dir(), request)
     }

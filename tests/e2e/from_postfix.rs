@@ -142,7 +142,9 @@ fn what_postern_cannot_honour_stops_it() {
     let err = String::from_utf8_lossy(&check.stderr).into_owned();
     assert_eq!(check.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("main.cf, line 1: smtpd_recipient_restrictions = permit_mynetworks, reject_rbl_client zen.example, reject_unauth_destination: SMTP restrictions are not implemented yet"),
+        err.contains(
+            "smtpd_recipient_restrictions: restriction \"reject_rbl_client\" is not implemented yet"
+        ),
         "{err}"
     );
     let start = p.run(&["start"]);
@@ -235,4 +237,63 @@ fn per_transport_parameters() {
     sizes.sort();
     assert_eq!(sizes, vec![1, 2, 2]);
     wait_for("an empty queue", || p.queue().is_empty().then_some(()));
+}
+
+#[test]
+fn a_master_cf_submission_service_runs_with_its_own_settings() {
+    let p = Postern::configure("", &[], None);
+    let (cert, key, _) = crate::peer::make_cert(p.dir.path(), "mx.test.example");
+    let users = p.dir.path().join("sasl_passwd");
+    let hash = crate::common::feed(p.command(&["saslpasswd", "alice"]), b"wonderland\n");
+    std::fs::write(&users, &hash.stdout).unwrap();
+    let main_cf = format!(
+        "queue_directory = {}\nmaillog_file = {}\nmynetworks = 127.0.0.2/32\n\
+         smtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\nsmtpd_tls_security_level = may\n\
+         smtpd_sasl_type = postern\nsmtpd_sasl_path = texthash:{}\n",
+        p.queue_dir().display(),
+        p.log_path().display(),
+        cert.display(),
+        key.display(),
+        users.display()
+    );
+    let master_cf = "127.0.0.1:0 inet n - y - - smtpd\n\
+        127.0.0.1:0 inet n - y - - smtpd\n  -o syslog_name=postfix/submission\n  -o smtpd_tls_security_level=encrypt\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_tls_auth_only=yes\n  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject\n";
+    let mut p = {
+        let conf = p.conf_dir();
+        std::fs::remove_file(conf.join("postern.toml")).unwrap();
+        std::fs::write(conf.join("main.cf"), main_cf).unwrap();
+        std::fs::write(conf.join("master.cf"), master_cf).unwrap();
+        p
+    };
+    let check = p.run(&["check"]);
+    assert!(check.status.success(), "{check:?}");
+    p.spawn();
+    // The plain service: no AUTH, mail from outside only for us.
+    let mut mx = p.session();
+    mx.cmd("AUTH PLAIN", 503);
+    // The other: TLS first, then AUTH, then anywhere.
+    let sub = p.service_addr("127.0.0.1:0");
+    let mut s = crate::common::Smtp::connect(sub);
+    s.expect_reply(220);
+    let ehlo = s.cmd("EHLO client.example", 250);
+    assert!(
+        ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
+    s.cmd("MAIL FROM:<alice@client.example>", 530);
+    let out = Command::new("swaks")
+        .args(["--server", &sub.to_string(), "--tls", "--auth", "LOGIN"])
+        .args(["--auth-user", "alice", "--auth-password", "wonderland"])
+        .args([
+            "--from",
+            "alice@client.example",
+            "--to",
+            "far@elsewhere.example",
+        ])
+        .output()
+        .expect("swaks");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    let line = p.wait_log("sasl_username=alice");
+    assert!(line.contains(" postfix/submission/smtpd["), "{line}");
 }

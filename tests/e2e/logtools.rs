@@ -79,8 +79,8 @@ fn mixed_workload(before: impl FnOnce(&Postern)) -> Workload {
     stranger.expect_reply(220);
     stranger.cmd("EHLO outside.example", 250);
     stranger.cmd("MAIL FROM:<spam@outside.example>", 250);
-    stranger.cmd("RCPT TO:<victim@remote.example>", 554);
-    stranger.cmd("RCPT TO:<other@remote.example>", 554);
+    stranger.cmd("RCPT TO:<victim@remote.example>", 454);
+    stranger.cmd("RCPT TO:<other@remote.example>", 454);
     stranger.cmd("RCPT TO:<nosuch@mx.test.example>", 550);
     stranger.cmd("QUIT", 221);
     // Wait for the outcomes: 3 messages at the peer (two originals and the bounce).
@@ -225,7 +225,7 @@ fn prometheus_postfix_exporter_reads_the_log() {
     assert_eq!(get("postfix_smtpd_connects_total"), 5.0, "{metrics:?}");
     assert_eq!(get("postfix_smtpd_disconnects_total"), 5.0, "{metrics:?}");
     assert_eq!(
-        get("postfix_smtpd_messages_rejected_total{code=\"554\"}"),
+        get("postfix_smtpd_messages_rejected_total{code=\"454\"}"),
         2.0
     );
     assert_eq!(

@@ -6,6 +6,7 @@ mod admin;
 mod dns;
 mod peer;
 
+mod auth;
 mod clients;
 mod config;
 mod delivery;

@@ -47,7 +47,7 @@ fn counters_follow_a_mixed_workload() {
     stranger.expect_reply(220);
     stranger.cmd("EHLO outside.example", 250);
     stranger.cmd("MAIL FROM:<s@outside.example>", 250);
-    stranger.cmd("RCPT TO:<victim@remote.example>", 554);
+    stranger.cmd("RCPT TO:<victim@remote.example>", 454);
     p.wait_queue(&deferred, "deferred");
     let out = p.run(&["postsuper", "-h", &deferred]);
     assert!(out.status.success());

@@ -128,3 +128,31 @@ fn sighup_reloads_and_routes_change_for_queued_mail() {
     peer.wait_messages(1);
     p.wait_empty();
 }
+
+#[test]
+fn a_reload_starts_and_stops_the_submission_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = crate::peer::make_cert(dir.path(), "mx.test.example");
+    let tls = format!(
+        "smtpd_tls_cert_file = {cert:?}\nsmtpd_tls_key_file = {key:?}\nsmtpd_sasl_type = \"dovecot\"\n"
+    );
+    let p = Postern::start(&tls);
+    assert_eq!(p.status().smtpd.len(), 1);
+    p.write_config(&format!("{tls}submission_listen = \"127.0.0.1:0\"\n"));
+    assert!(p.run(&["reload"]).status.success());
+    let sub = p.service_addr("submission");
+    let mut s = crate::common::Smtp::connect(sub);
+    s.expect_reply(220);
+    let ehlo = s.cmd("EHLO client.example", 250);
+    assert!(ehlo.contains("STARTTLS"), "{ehlo}");
+    // The main service is as it was.
+    assert_eq!(banner(&p), "mx.test.example ESMTP Postern");
+    p.write_config(&tls);
+    assert!(p.run(&["reload"]).status.success());
+    wait_for("the submission listener to close", || {
+        std::net::TcpStream::connect(sub).is_err().then_some(())
+    });
+    // The session that was open goes on.
+    s.cmd("NOOP", 250);
+    assert_eq!(p.status().smtpd.len(), 1);
+}

@@ -236,3 +236,47 @@ fn certificates_are_checked_and_read_again_on_reload() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[test]
+fn five_hundred_stalled_tls_handshakes_do_not_stop_plain_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = certs(dir.path());
+    let p = Postern::start(&format!(
+        "{}smtps_listen = \"127.0.0.1:0\"\nsmtpd_sasl_type = \"dovecot\"\ndefault_process_limit = \"600\"\n",
+        tls_config(&cert, &key, "may")
+    ));
+    let rss_kb = || p.memory_kb("VmRSS");
+    let before = rss_kb();
+    let smtps = p.service_addr("smtps");
+    // Each sends the start of a ClientHello and nothing more.
+    let stalled: Vec<std::net::TcpStream> = (0..500)
+        .map(|_| {
+            use std::io::Write;
+            let mut s = std::net::TcpStream::connect(smtps).unwrap();
+            s.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+                .unwrap();
+            s
+        })
+        .collect();
+    wait_for("the sessions to be open", || {
+        (p.metrics()
+            .get("postern_smtpd_sessions")
+            .copied()
+            .unwrap_or(0.0)
+            >= 500.0)
+            .then_some(())
+    });
+    let grown = rss_kb().saturating_sub(before);
+    // Plain sessions are served as before, and mail is taken.
+    let id = p.send(
+        "a@client.example",
+        &["b@mx.test.example"],
+        "Subject: meanwhile\r\n\r\nhi\r\n",
+    );
+    assert!(!id.is_empty());
+    assert!(
+        grown < 500 * 64,
+        "memory grew by {grown} kB for 500 handshakes in progress"
+    );
+    drop(stalled);
+}
