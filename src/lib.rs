@@ -31,6 +31,7 @@
 //! - [`maps`]       lookup tables (`hash:`, `texthash:`, `regexp:`, `pcre:`, `cidr:`, `inline:`, `static:`, `unix:`)
 //! - [`config`]     parameters declared once: postern's, Postfix's namespace, main.cf and master.cf, editing
 //! - [`tls`]        certificates, trusted CAs, rustls configurations
+//! - [`dns`]        the resolver: the system's, or `dns_servers`
 //! - [`proto`]      the SMTP wire format, both directions, pure
 //! - [`mail`]       shared types without I/O: queue IDs, addresses, envelopes, header fields, log lines
 
@@ -41,6 +42,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod delivery;
+pub mod dns;
 pub mod mail;
 pub mod maps;
 pub mod metrics;
@@ -151,7 +153,7 @@ mod shape {
     fn shared_layers_refer_to_no_role() {
         let graph = graph();
         let shared = [
-            "mail", "metrics", "role", "config", "proto", "maps", "store", "tls",
+            "mail", "metrics", "role", "config", "proto", "maps", "store", "tls", "dns",
         ];
         let above = ["supervisor", "admin", "control", "cli"];
         for (module, uses) in &graph {

@@ -280,12 +280,17 @@ declare! {
         /// Maximum bytes of the original message returned in a non-delivery report.
         bounce_size_limit: usize = Text("50000"), parse::number, "bounce";
     }
+    "DNS" "" {
+        /// DNS servers (ip or ip:port) for every role: client names, MX lookups; empty: the system's resolver.
+        /// Empty uses /etc/resolv.conf (and /etc/hosts), as Postfix does through the C
+        /// library. smtp_dns_servers overrides it for the SMTP client.
+        dns_servers: Vec<SocketAddr> = Text(""), parse::dns_servers, "smtpd smtp lmtp";
+    }
     "SMTP client" "" {
         /// The name the SMTP client sends in EHLO/HELO.
         smtp_helo_name: String = Text("$myhostname"), parse::text, "smtp";
-        /// DNS servers (ip or ip:port) for the SMTP client; empty: the system's resolver.
-        /// Empty uses the system's resolver (/etc/resolv.conf).
-        smtp_dns_servers: Vec<SocketAddr> = Text(""), parse::dns_servers, "smtp lmtp";
+        /// DNS servers (ip or ip:port) for the SMTP client alone; by default dns_servers.
+        smtp_dns_servers: Vec<SocketAddr> = Text("$dns_servers"), parse::dns_servers, "smtp lmtp";
         /// Next hops tried when the ordinary ones fail.
         /// e.g. "[backup.example]:25".
         smtp_fallback_relay: Vec<String> = Text(""), parse::list, "smtp";
@@ -350,6 +355,17 @@ declare! {
         /// The smtps service (RFC 8314, port 465): TLS from the first byte, then as
         /// submission; [services.smtps] changes any parameter for it alone. Empty is off.
         smtps_listen: Vec<SocketAddr> = Text(""), parse::listen, "smtpd";
+        /// Look up the client's host name: the address's PTR name, confirmed by its A/AAAA records.
+        /// A name that does not confirm is logged with a warning and the client is
+        /// unknown[ip], as in Postfix; the name goes into logs and Received:.
+        smtpd_peername_lookup: bool = Text("yes"), parse::yes_no, "smtpd";
+        /// The PROXY protocol a load balancer in front of smtpd speaks: empty (none) or haproxy.
+        /// haproxy: every connection must begin with a PROXY header (version 1 or 2);
+        /// the client's address in it is the one logged, limited and matched
+        /// against mynetworks. A connection without one is closed.
+        smtpd_upstream_proxy_protocol: String = Text(""), parse::text, "smtpd";
+        /// How long a PROXY header may take to arrive.
+        smtpd_upstream_proxy_timeout: Duration = Text("5s"), parse::duration, "smtpd";
         /// Address of the admin HTTP service (metrics, health, queue API).
         admin_listen: Vec<SocketAddr> = Text("127.0.0.1:8025"), parse::listen, "admin";
     }
@@ -445,6 +461,11 @@ declare! {
         /// Maximum recipients per message.
         /// 452 4.5.3 past it.
         smtpd_recipient_limit: usize = Text("1000"), parse::number, "smtpd";
+        /// Mail transactions (MAIL FROM) one session may begin; advertised as LIMITS MAILMAX (RFC 9422).
+        /// Past it the client is told 421 4.7.0 and the session ends; it may connect
+        /// again. Recipients per message are advertised as RCPTMAX from
+        /// smtpd_recipient_limit.
+        smtpd_session_mail_limit: usize = Text("1000"), parse::number, "smtpd";
         /// Time limit for reading a command or data, and for sending a reply.
         smtpd_timeout: Duration = Text("300s"), parse::duration, "smtpd";
         /// Minimum bytes per second of message content, after the first smtpd_timeout.

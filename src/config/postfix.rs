@@ -174,11 +174,6 @@ const GROUPS: &[(&[&str], bool, &str)] = &[
         "SMTP restrictions are not implemented yet: postern would accept what this refuses",
     ),
     (
-        &["smtpd_upstream_proxy_protocol"],
-        true,
-        "the PROXY protocol is not implemented yet: every client would look like the proxy",
-    ),
-    (
         &[
             "authorized_submit_users",
             "authorized_mailq_users",
@@ -441,7 +436,6 @@ mod tests {
             ("sender_dependent_relayhost_maps", "hash:/etc/postfix/relay"),
             ("smtp_tls_policy_maps", "hash:/etc/postfix/tls"),
             ("smtp_tls_protocols", "!TLSv1.2"),
-            ("smtpd_upstream_proxy_protocol", "haproxy"),
         ] {
             assert!(
                 matches!(judge(name, value), Some(Verdict::Refused(_))),

@@ -56,6 +56,10 @@ impl Session {
             ]
             .map(String::from),
         );
+        lines.push(format!(
+            "LIMITS RCPTMAX={} MAILMAX={}",
+            self.config.smtpd_recipient_limit, self.config.smtpd_session_mail_limit
+        ));
         self.reply(Reply::multi(250, lines)).await
     }
 }

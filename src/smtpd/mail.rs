@@ -59,6 +59,20 @@ impl Session {
             self.log_reject("MAIL", &reply, None);
             return self.reply(reply).await;
         }
+        if self.mails >= self.config.smtpd_session_mail_limit {
+            tracing::info!(
+                "too many transactions ({}) in a session from {}",
+                self.mails,
+                self.client_log
+            );
+            let text = format!(
+                "4.7.0 {} Error: too many transactions in this session",
+                self.config.myhostname
+            );
+            self.final_reply(Reply::new(421, text)).await;
+            return Flow::Close;
+        }
+        self.mails += 1;
         self.txn = Some(Transaction {
             sender,
             params,

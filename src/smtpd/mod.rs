@@ -5,7 +5,9 @@
 //!   submission, smtps, master.cf's smtpd entries) and runs one session
 //!   task per client: ESMTP per RFC 5321 with PIPELINING, SIZE, 8BITMIME,
 //!   SMTPUTF8, ENHANCEDSTATUSCODES, DSN, CHUNKING (BDAT), STARTTLS and AUTH
-//!   (`starttls.rs`, `auth.rs`). Message content streams
+//!   (`starttls.rs`, `auth.rs`), behind a PROXY header when a load
+//!   balancer is in front (`proxy.rs`), with the client's verified host
+//!   name (`peername.rs`). Message content streams
 //!   through cleanup into the queue file; `250 ... queued as ID` is sent
 //!   only once the queue file is durable.
 //!
@@ -37,6 +39,8 @@ mod auth;
 mod data;
 mod ehlo;
 mod mail;
+mod peername;
+mod proxy;
 mod rcpt;
 pub mod restrict;
 pub mod service;
@@ -165,34 +169,20 @@ pub async fn serve(
             refuse(stream, "421 4.3.2 All server ports are busy\r\n");
             continue;
         };
-        let slot = if config.is_trusted(ip) {
-            None
-        } else {
-            match ClientSlot::acquire(
-                &deps.clients,
-                ip,
-                config.smtpd_client_connection_count_limit,
-            ) {
-                Some(slot) => Some(slot),
-                None => {
-                    tracing::warn!("Connection concurrency limit exceeded: {client}");
-                    refuse(
-                        stream,
-                        &format!(
-                            "421 4.7.0 {} Error: too many connections from {ip}\r\n",
-                            config.myhostname
-                        ),
-                    );
-                    continue;
-                }
-            }
-        };
         let deps = deps.clone();
         let local = stream.local_addr().unwrap_or(peer);
         // The service's syslog_name (postfix/submission) for its lines.
         let span = tracing::info_span!("session", syslog_name = %config.syslog_name);
         tokio::spawn(
             async move {
+                let mut stream = stream;
+                let Some((peer, local)) = client_of(&mut stream, peer, local, &service).await
+                else {
+                    return;
+                };
+                let Some(slot) = client_slot(&stream, peer.ip(), &deps, &service) else {
+                    return;
+                };
                 session::run(stream, peer, local, deps, service).await;
                 drop(slot);
                 drop(permit);
@@ -213,6 +203,60 @@ pub async fn serve(
         tracing::warn!("sessions still open after {grace:?}; closing them");
     }
     Ok(())
+}
+
+/// The client's address and the one it connected to: the connection's,
+/// or what the PROXY header says. `None` when the header is bad or late
+/// (logged; the connection is closed).
+async fn client_of(
+    stream: &mut tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+    service: &service::Service,
+) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+    if !service.proxy {
+        return Some((peer, local));
+    }
+    let from = crate::mail::maillog::client("unknown", &peer.ip().to_canonical().to_string());
+    let limit = service.config.smtpd_upstream_proxy_timeout;
+    match tokio::time::timeout(limit, proxy::read_header(stream)).await {
+        Ok(Ok(proxy::Header::Proxied { client, server })) => Some((client, server)),
+        Ok(Ok(proxy::Header::Local)) => Some((peer, local)),
+        Ok(Err(e)) => {
+            tracing::warn!("haproxy read: {e} (from the proxy {from})");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("haproxy read: timeout error (from the proxy {from})");
+            None
+        }
+    }
+}
+
+/// One of the client's connection slots (none needed for `mynetworks`);
+/// `None`, with the client told, when it has too many sessions already.
+fn client_slot(
+    stream: &tokio::net::TcpStream,
+    ip: IpAddr,
+    deps: &SmtpdDeps,
+    service: &service::Service,
+) -> Option<Option<ClientSlot>> {
+    let config = &service.config;
+    if config.is_trusted(ip) {
+        return Some(None);
+    }
+    let limit = config.smtpd_client_connection_count_limit;
+    if let Some(slot) = ClientSlot::acquire(&deps.clients, ip, limit) {
+        return Some(Some(slot));
+    }
+    let client = crate::mail::maillog::client("unknown", &ip.to_canonical().to_string());
+    tracing::warn!("Connection concurrency limit exceeded: {client}");
+    let reply = format!(
+        "421 4.7.0 {} Error: too many connections from {ip}\r\n",
+        config.myhostname
+    );
+    let _ = stream.try_write(reply.as_bytes());
+    None
 }
 
 /// Answers a connection that will not get a session, without blocking the accept loop.

@@ -9,6 +9,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::restrict::Restrictions;
 use crate::config::Config;
+use crate::dns::Resolver;
 use crate::sasl::Backend;
 
 /// One service's configuration.
@@ -26,6 +27,10 @@ pub struct Service {
     pub restrictions: Arc<Restrictions>,
     /// Who checks AUTH passwords, when AUTH is on.
     pub sasl: Option<Arc<Backend>>,
+    /// Connections begin with a PROXY header (`smtpd_upstream_proxy_protocol`).
+    pub proxy: bool,
+    /// Where client names are looked up, when they are (`smtpd_peername_lookup`).
+    pub resolver: Option<Arc<Resolver>>,
 }
 
 impl Service {
@@ -99,6 +104,18 @@ impl Service {
                 "{name}: smtpd_tls_auth_only = yes and no TLS: AUTH is never offered"
             ));
         }
+        let proxy = match config.smtpd_upstream_proxy_protocol.as_str() {
+            "" => false,
+            "haproxy" => true,
+            other => {
+                return Err(format!(
+                    "{name}: smtpd_upstream_proxy_protocol = {other}: not supported (haproxy, or empty for none)"
+                ));
+            }
+        };
+        let resolver = config
+            .smtpd_peername_lookup
+            .then(|| Arc::new(Resolver::new(&config.dns_servers)));
         Ok(Service {
             name: name.to_string(),
             config,
@@ -107,6 +124,8 @@ impl Service {
             wrapper,
             restrictions: Arc::new(restrictions),
             sasl,
+            proxy,
+            resolver,
         })
     }
 }

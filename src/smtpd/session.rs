@@ -71,6 +71,8 @@ pub struct Session {
     pub auth_rate: super::anvil::Rate,
     /// Failed logins in this session (each waits longer).
     pub auth_failures: u32,
+    /// Transactions begun, for `smtpd_session_mail_limit`.
+    pub mails: usize,
     pub esmtp: bool,
     pub txn: Option<Transaction>,
     errors: u32,
@@ -90,8 +92,12 @@ pub async fn run<S: Stream + 'static>(
 ) {
     let config = service.config.clone();
     let addr = peer.ip().to_canonical().to_string();
+    let name = match &service.resolver {
+        Some(resolver) => super::peername::lookup(resolver, peer.ip().to_canonical()).await,
+        None => "unknown".into(),
+    };
     let client = ClientInfo {
-        name: "unknown".into(),
+        name,
         addr: addr.clone(),
         helo: None,
         protocol: "SMTP".into(),
@@ -120,6 +126,7 @@ pub async fn run<S: Stream + 'static>(
         local_ip: local.ip().to_canonical(),
         auth_rate: deps.auth_rate.clone(),
         auth_failures: 0,
+        mails: 0,
         esmtp: false,
         txn: None,
         errors: 0,

@@ -128,3 +128,64 @@ fn answer(query: &[u8], table: &HashMap<String, Vec<Rr>>) -> Option<Vec<u8>> {
     }
     Some(out)
 }
+
+/// Debian's dnsmasq as the test's DNS server on 127.0.0.1, with
+/// `--host-record` (name to address, and the address back to the name)
+/// and `--ptr-record` entries, answering nothing else (no upstream).
+pub struct Dnsmasq {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl Dnsmasq {
+    /// `hosts`: (name, address) pairs that resolve both ways; `ptrs`:
+    /// (address, name) pairs that resolve backwards only.
+    pub fn start(hosts: &[(&str, &str)], ptrs: &[(&str, &str)]) -> Dnsmasq {
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = std::process::Command::new("dnsmasq");
+        cmd.args(["-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts"])
+            .args([
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--pid-file=",
+            ])
+            .args(["--user=nobody", "--log-facility=/dev/null"])
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (name, ip) in hosts {
+            cmd.arg(format!("--host-record={name},{ip}"));
+        }
+        for (ip, name) in ptrs {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let arpa = match ip {
+                std::net::IpAddr::V4(v4) => {
+                    let o = v4.octets();
+                    format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+                }
+                std::net::IpAddr::V6(_) => panic!("IPv4 PTRs only"),
+            };
+            cmd.arg(format!("--ptr-record={arpa},{name}"));
+        }
+        let child = cmd
+            .spawn()
+            .expect("dnsmasq is installed (apt-get install dnsmasq-base)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Ready when it answers over TCP on the same port.
+        crate::common::wait_for("dnsmasq to listen", || {
+            std::net::TcpStream::connect(addr).ok()
+        });
+        Dnsmasq { addr, child }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

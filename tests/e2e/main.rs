@@ -7,6 +7,7 @@ mod dns;
 mod peer;
 
 mod auth;
+mod client_names;
 mod clients;
 mod config;
 mod delivery;
@@ -17,6 +18,7 @@ mod logs;
 mod logtools;
 mod metrics;
 mod mx;
+mod proxy;
 mod qshape;
 mod queue;
 mod reload;

@@ -292,3 +292,24 @@ fn null_sender_is_accepted() {
     let out = p.run(&["mailq"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("MAILER-DAEMON"));
 }
+
+#[test]
+fn limits_are_advertised_and_kept() {
+    let p = Postern::start("smtpd_recipient_limit = \"3\"\nsmtpd_session_mail_limit = \"2\"\n");
+    let mut s = p.connect();
+    s.expect_reply(220);
+    let ehlo = s.cmd("EHLO client.test.example", 250);
+    assert!(ehlo.contains("LIMITS RCPTMAX=3 MAILMAX=2"), "{ehlo}");
+    s.cmd("MAIL FROM:<a@client.example>", 250);
+    for n in 0..3 {
+        s.cmd(&format!("RCPT TO:<r{n}@mx.test.example>"), 250);
+    }
+    let text = s.cmd("RCPT TO:<r3@mx.test.example>", 452);
+    assert!(text.contains("4.5.3"), "{text}");
+    s.cmd("RSET", 250);
+    s.cmd("MAIL FROM:<a@client.example>", 250);
+    s.cmd("RSET", 250);
+    let text = s.cmd("MAIL FROM:<a@client.example>", 421);
+    assert!(text.contains("too many transactions"), "{text}");
+    assert!(s.is_closed());
+}

@@ -1,24 +1,19 @@
 //! Finding the servers of a nexthop: MX records sorted by preference, equal
 //! preferences shuffled, the domain's own A/AAAA records when it has no MX,
 //! and a null MX (RFC 7505) refused. Lookups go to the system's resolver,
-//! or to `smtp_dns_servers` (`ip:port` list) when set.
+//! or to `smtp_dns_servers` (`ip:port` list; by default `dns_servers`) when set.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::NetError;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::RData;
 
 use super::{Failure, Server};
+use crate::dns::{NetError, RData, Resolver};
 
 pub(crate) struct Dns {
-    /// Why there is no resolver, when the system's configuration is unusable:
-    /// lookups then defer with that reason rather than stop the daemon.
-    resolver: Result<TokioResolver, String>,
+    resolver: Resolver,
 }
 
 fn permanent(text: String, dsn: &str) -> Failure {
@@ -41,39 +36,12 @@ impl Dns {
     /// A resolver on `servers`, or on the system's configuration when empty.
     pub fn new(servers: &[SocketAddr]) -> Dns {
         Dns {
-            resolver: Dns::resolver(servers),
+            resolver: Resolver::new(servers),
         }
     }
 
-    fn resolver(servers: &[SocketAddr]) -> Result<TokioResolver, String> {
-        let mut builder = if servers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| format!("resolver configuration: {e}"))?
-        } else {
-            let configs = servers
-                .iter()
-                .map(|s| {
-                    let mut config = NameServerConfig::udp_and_tcp(s.ip());
-                    for connection in &mut config.connections {
-                        connection.port = s.port();
-                    }
-                    config
-                })
-                .collect();
-            let mut builder = TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(configs),
-                TokioRuntimeProvider::default(),
-            );
-            *builder.options_mut() = ResolverOpts::default();
-            builder
-        };
-        builder.options_mut().ndots = 0;
-        builder.build().map_err(|e| format!("resolver: {e}"))
-    }
-
     fn get(&self) -> Result<&TokioResolver, Failure> {
-        self.resolver
-            .as_ref()
-            .map_err(|e| temporary(format!("no DNS resolver: {e}")))
+        self.resolver.get().map_err(temporary)
     }
 
     /// The mail servers of `domain`, in the order to try them.

@@ -1,0 +1,109 @@
+//! The client's host name (`smtpd_peername_lookup`), as Postfix finds it:
+//! the address's PTR names, each taken only when its own A/AAAA records
+//! lead back to the address (forward-confirmed reverse DNS). A name that
+//! does not confirm is logged with Postfix's warning and the client is
+//! `unknown`; so is one that is not a valid host name, or a lookup that
+//! fails or takes longer than [`LIMIT`].
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::dns::{RData, Resolver};
+
+/// The whole lookup, reverse and forward, at most.
+pub const LIMIT: Duration = Duration::from_secs(10);
+/// PTR names tried at most.
+const NAMES_MAX: usize = 4;
+
+/// The verified name of `ip`, or `unknown`.
+pub async fn lookup(resolver: &Resolver, ip: IpAddr) -> String {
+    match tokio::time::timeout(LIMIT, verified(resolver, ip)).await {
+        Ok(Some(name)) => name,
+        Ok(None) => "unknown".into(),
+        Err(_) => {
+            tracing::warn!("{ip}: hostname lookup timed out after {}s", LIMIT.as_secs());
+            "unknown".into()
+        }
+    }
+}
+
+async fn verified(resolver: &Resolver, ip: IpAddr) -> Option<String> {
+    let resolver = resolver.get().ok()?;
+    let reverse = resolver.reverse_lookup(ip).await.ok()?;
+    let names: Vec<String> = reverse
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::PTR(name) => Some(name.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+            _ => None,
+        })
+        .take(NAMES_MAX)
+        .collect();
+    let mut first_failure = None;
+    for name in &names {
+        if !valid_hostname(name) {
+            first_failure
+                .get_or_insert_with(|| format!("{ip}: malformed hostname {name:?} in PTR"));
+            continue;
+        }
+        match resolver.lookup_ip(format!("{name}.")).await {
+            Ok(found) if found.iter().any(|a| a.to_canonical() == ip.to_canonical()) => {
+                return Some(name.clone());
+            }
+            Ok(_) => {
+                first_failure.get_or_insert_with(|| {
+                    format!("hostname {name} does not resolve to address {ip}")
+                });
+            }
+            Err(e) => {
+                first_failure.get_or_insert_with(|| {
+                    format!("hostname {name} does not resolve to address {ip}: {e}")
+                });
+            }
+        }
+    }
+    if let Some(why) = first_failure {
+        tracing::warn!("{why}");
+    }
+    None
+}
+
+/// RFC 1123 labels, not all digits (a PTR of `1.2.3.4` would pass for an address).
+fn valid_hostname(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        && !labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_names() {
+        for ok in [
+            "mail.example.com",
+            "a-b.example",
+            "localhost",
+            "x_y.example",
+        ] {
+            assert!(super::valid_hostname(ok), "{ok}");
+        }
+        for bad in [
+            "1.2.3.4",
+            "-a.example",
+            "a..example",
+            "a b.example",
+            "",
+            "ex\u{e9}.example",
+        ] {
+            assert!(!super::valid_hostname(bad), "{bad}");
+        }
+    }
+}
