@@ -18,6 +18,11 @@ Measured per run:
 
 Both MTAs sync the queue file before answering 250 (Postfix's default;
 postern always). Run as root (Postfix's master needs it): benches/load.sh.
+
+The STARTTLS case ("4k-tls") gives both MTAs the same certificate (EC
+P-256, made for the run) and the same client: smtp-source speaks no TLS, so
+a Python client of SESSIONS threads does STARTTLS on every connection (a
+full handshake each time, no resumption) and sends the same messages.
 """
 
 import argparse
@@ -39,6 +44,7 @@ CASES = {
     "4k-reuse": dict(size=4096, msgs=4000, rcpts=1, reuse=True),
     "100k": dict(size=102400, msgs=1500, rcpts=1, reuse=False),
     "10rcpt": dict(size=4096, msgs=1500, rcpts=10, reuse=False),
+    "4k-tls": dict(size=4096, msgs=1500, rcpts=1, reuse=False, tls=True),
 }
 SESSIONS = 20
 DEADLINE = 300  # seconds a run may take, at most
@@ -172,6 +178,54 @@ class Sampler(threading.Thread):
         return self.peak
 
 
+def make_cert(workdir):
+    """A self-signed server certificate for both MTAs: (cert, key)."""
+    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=bench.localdomain", "-keyout", key, "-out", cert],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.chmod(key, 0o644)
+    return cert, key
+
+
+def tls_source(port, sessions, msgs, size):
+    """What smtp-source does, over STARTTLS: `sessions` threads, a new
+    connection and handshake per message, until `msgs` are accepted."""
+    import smtplib
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    body = "Subject: load\r\n\r\n" + ("x" * 78 + "\r\n") * max(1, size // 80)
+    left = [msgs]
+    lock = threading.Lock()
+    errors = []
+
+    def worker():
+        while True:
+            with lock:
+                if left[0] == 0:
+                    return
+                left[0] -= 1
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+                    s.starttls(context=context)
+                    s.sendmail("load@source.example", ["sink@sink.example"], body)
+            except Exception as e:  # noqa: BLE001 - reported after the run
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker) for _ in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} messages failed: {errors[0]}")
+
+
 class Sink:
     """smtp-sink on loopback, counting what arrives."""
 
@@ -254,9 +308,14 @@ class Mta:
 class Postern(Mta):
     name = "postern"
 
-    def __init__(self, root, sink_port, binary):
+    def __init__(self, root, sink_port, binary, cert=None):
         super().__init__(root, sink_port)
         self.binary = binary
+        tls = [
+            'smtpd_tls_security_level = "may"',
+            f'smtpd_tls_cert_file = "{cert[0]}"',
+            f'smtpd_tls_key_file = "{cert[1]}"',
+        ] if cert else []
         os.makedirs(os.path.join(root, "conf"))
         with open(os.path.join(root, "conf", "postern.toml"), "w") as f:
             f.write(
@@ -270,8 +329,11 @@ class Postern(Mta):
                         'mydestination = ""',
                         f'relayhost = "[127.0.0.1]:{sink_port}"',
                         'smtp_tls_security_level = "none"',
-                        "",
+                        # Client names are not looked up by either MTA.
+                        'smtpd_peername_lookup = "no"',
                     ]
+                    + tls
+                    + [""]
                 )
             )
 
@@ -312,9 +374,14 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 class Postfix(Mta):
     name = "postfix"
 
-    def __init__(self, root, sink_port):
+    def __init__(self, root, sink_port, cert=None):
         super().__init__(root, sink_port)
         self.conf = os.path.join(root, "conf")
+        tls = (
+            f"smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {cert[0]}\nsmtpd_tls_key_file = {cert[1]}\n"
+            if cert
+            else "smtpd_tls_security_level = none\n"
+        )
         os.makedirs(self.conf)
         main = f"""\
 compatibility_level = 3.6
@@ -329,8 +396,8 @@ mydestination =
 relayhost = [127.0.0.1]:{sink_port}
 mynetworks = 127.0.0.0/8
 smtp_tls_security_level = none
-smtpd_tls_security_level = none
-maillog_file = {root}/maillog
+smtpd_peername_lookup = no
+{tls}maillog_file = {root}/maillog
 maillog_file_prefixes = {root}
 alias_maps =
 alias_database =
@@ -339,7 +406,8 @@ local_recipient_maps =
         with open(os.path.join(self.conf, "main.cf"), "w") as f:
             f.write(main)
         with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            f.write(f"127.0.0.1:{self.port} inet n - n - - smtpd\n" + POSTFIX_SERVICES)
+            tlsmgr = "tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n" if cert else ""
+            f.write(f"127.0.0.1:{self.port} inet n - n - - smtpd\n" + POSTFIX_SERVICES + tlsmgr)
         for d in ("queue", "data"):
             os.makedirs(os.path.join(root, d))
         shutil.chown(os.path.join(root, "data"), "postfix")
@@ -356,11 +424,12 @@ local_recipient_maps =
         )
 
 
-def run_once(kind, case, binary, workdir):
+def run_once(kind, case, binary, workdir, cert):
     root = tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir)
     os.chmod(root, 0o755)
     sink = Sink()
-    mta = Postern(root, sink.port, binary) if kind == "postern" else Postfix(root, sink.port)
+    cert = cert if case.get("tls") else None
+    mta = Postern(root, sink.port, binary, cert) if kind == "postern" else Postfix(root, sink.port, cert)
     try:
         mta.start()
         time.sleep(1)
@@ -374,7 +443,10 @@ def run_once(kind, case, binary, workdir):
         if case["reuse"]:
             args.append("-d")
         start = time.time()
-        subprocess.run(args + [f"127.0.0.1:{mta.port}"], check=True, timeout=DEADLINE)
+        if case.get("tls"):
+            tls_source(mta.port, SESSIONS, case["msgs"], case["size"])
+        else:
+            subprocess.run(args + [f"127.0.0.1:{mta.port}"], check=True, timeout=DEADLINE)
         accepted = time.time() - start
         end = start + DEADLINE
         while sink.count < case["msgs"] and time.time() < end:
@@ -414,6 +486,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="postern-load-")
     os.chmod(workdir, 0o755)
     results = {}
+    cert = make_cert(workdir)
     try:
         for name in args.cases.split(","):
             case = dict(CASES[name])
@@ -422,7 +495,7 @@ def main():
             for i in range(args.runs):
                 order = ("postern", "postfix") if i % 2 == 0 else ("postfix", "postern")
                 for kind in order:
-                    r = run_once(kind, case, binary, workdir)
+                    r = run_once(kind, case, binary, workdir, cert)
                     runs[kind].append(r)
                     print(f"  {name} run {i + 1} {kind}: " + ", ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
             results[name] = {
