@@ -126,7 +126,7 @@ declare! {
         /// As Postfix does with parent_domain_matches_subdomains = relay_domains.
         relay_domains: Vec<String> = Text(""), parse::domains, "smtpd rewrite";
         /// Trusted client networks: these may relay to any destination.
-        /// Everyone else may only send to mydestination and relay_domains (554 5.7.1).
+        /// Everyone else may only send to mydestination and relay_domains (smtpd_relay_restrictions).
         mynetworks: Vec<Cidr> = Text("127.0.0.0/8, [::1]/128"), parse::networks, "smtpd";
         /// The next hop for non-local mail; empty means direct delivery (used by delivery).
         /// e.g. "[smtp.example.com]:587"; empty means direct delivery by MX lookup.
