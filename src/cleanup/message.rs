@@ -48,6 +48,19 @@ pub struct CleanupMessage {
     body_line: Vec<u8>,
 }
 
+/// What smtpd's restrictions asked to be done with a message (access
+/// table actions): merged into what the header and body checks decide.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Preset {
+    pub hold: bool,
+    pub discard: bool,
+    pub redirect: Option<String>,
+    pub filter: Option<String>,
+    pub bcc: Vec<String>,
+    /// Headers put above the Received: header.
+    pub prepend: Vec<String>,
+}
+
 /// Where the header section ended inside the buffered bytes.
 enum HeaderEnd {
     /// At a blank line (which belongs to the body) at this offset.
@@ -250,6 +263,44 @@ impl CleanupMessage {
                 }
                 Some(out)
             }
+        }
+    }
+
+    /// Takes what smtpd's restrictions asked for. Before the content all of
+    /// it applies; once the header section has ended (and the envelope is
+    /// written) only hold and discard still can, and the rest is logged.
+    pub fn preset(&mut self, preset: Preset) {
+        self.verdict.hold |= preset.hold;
+        self.verdict.discard |= preset.discard;
+        let late = self.header.is_none() || self.draft.is_some();
+        if late
+            && (preset.redirect.is_some()
+                || preset.filter.is_some()
+                || !preset.bcc.is_empty()
+                || !preset.prepend.is_empty())
+        {
+            tracing::warn!(
+                target: "cleanup",
+                "{}: REDIRECT, FILTER, BCC and PREPEND after the message content are not applied",
+                self.log.queue_id
+            );
+            return;
+        }
+        if preset.redirect.is_some() {
+            self.verdict.redirect = preset.redirect;
+        }
+        if preset.filter.is_some() {
+            self.verdict.filter = preset.filter;
+        }
+        self.verdict.bcc.extend(preset.bcc);
+        if !preset.prepend.is_empty() {
+            let mut headers: String = preset
+                .prepend
+                .iter()
+                .map(|h| format!("{}\r\n", h.replace(['\r', '\n'], " ")))
+                .collect();
+            headers.push_str(&self.additions.received);
+            self.additions.received = headers;
         }
     }
 

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
 
-pub use message::CleanupMessage;
+pub use message::{CleanupMessage, Preset};
 
 use crate::config::Config;
 use crate::mail::{Envelope, QueueId, Recipient};

@@ -74,6 +74,10 @@ impl Config {
         let mut config = params::load(s)?;
         config.services = services::parse(&s.services)?;
         config.transport_params = transport::transport_params(s)?;
+        for class in config.smtpd_restriction_classes.clone() {
+            let list = values::list(&s.expanded(&class));
+            config.restriction_classes.insert(class, list);
+        }
         let (notices, refused) = s.unimplemented();
         if !refused.is_empty() {
             return Err(ConfigError::Unsupported(refused));

@@ -66,6 +66,8 @@ macro_rules! declare {
             /// Per-transport limits set under Postfix's names
             /// (`relay_destination_concurrency_limit`, `maildrop_time_limit`, ...).
             pub transport_params: BTreeMap<String, TransportParams>,
+            /// `smtpd_restriction_classes`: each class's restriction list.
+            pub restriction_classes: BTreeMap<String, Vec<String>>,
             /// What postern was given but does not implement and may ignore:
             /// said as warnings by `check`, `start` and `reload`.
             pub notices: Vec<String>,
@@ -93,6 +95,7 @@ macro_rules! declare {
                 )*)*
                 services: BTreeMap::new(),
                 transport_params: BTreeMap::new(),
+                restriction_classes: BTreeMap::new(),
                 notices: Vec::new(),
             })
         }
@@ -439,7 +442,13 @@ declare! {
         /// Delay before a refused AUTH is answered, times the failures so far in the session.
         smtpd_error_sleep_time: Duration = Text("1s"), parse::duration, "smtpd";
     }
-    "SMTP server restrictions" "Evaluated at RCPT TO, in Postfix's order (sender, relay, recipient); the\nfirst permit or reject decides each list. Implemented: permit, reject, defer,\ndunno, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination,\ndefer_unauth_destination, permit_auth_destination, reject_non_fqdn_sender,\nreject_non_fqdn_recipient, reject_sender_login_mismatch and its\nauthenticated/unauthenticated/known variants, check_sender_access and\ncheck_recipient_access with a table." {
+    "SMTP server restrictions" "Postfix's lists, order and replies. With smtpd_delay_reject = yes (the\ndefault) the client, HELO and sender lists are evaluated at RCPT TO, with\nthe relay and recipient lists; in each list the first permit or reject\ndecides it. Words: permit, reject, defer, dunno, warn_if_reject, sleep N,\ndefer_if_permit, defer_if_reject, permit_mynetworks,\npermit_sasl_authenticated, reject_unauth_destination,\ndefer_unauth_destination, permit_auth_destination, reject_unauth_pipelining,\nreject_invalid_helo_hostname, reject_non_fqdn_helo_hostname,\nreject_unknown_helo_hostname, reject_non_fqdn_sender,\nreject_non_fqdn_recipient, reject_unknown_sender_domain,\nreject_unknown_recipient_domain, reject_unknown_client_hostname,\nreject_unknown_reverse_client_hostname, reject_unlisted_sender,\nreject_unlisted_recipient, reject_sender_login_mismatch (and its known_,\nauthenticated_, unauthenticated_ forms), check_client_access,\ncheck_reverse_client_hostname_access, check_helo_access,\ncheck_sender_access, check_recipient_access, check_sender_mx_access,\ncheck_sender_ns_access, check_ccert_access (no client certificates are\nasked for: it never matches), reject_rbl_client, reject_rhsbl_client,\nreject_rhsbl_reverse_client, reject_rhsbl_helo, reject_rhsbl_sender,\nreject_rhsbl_recipient, permit_dnswl_client (each DOMAIN[=127.0.0.N]),\nand the names of smtpd_restriction_classes. Access tables answer with\naccess(5)'s actions." {
+        /// Restrictions on the client (its address and name).
+        smtpd_client_restrictions: Vec<String> = Text(""), parse::list, "smtpd";
+        /// Restrictions on the HELO/EHLO name.
+        smtpd_helo_restrictions: Vec<String> = Text(""), parse::list, "smtpd";
+        /// Restrictions on the sender (MAIL FROM).
+        smtpd_sender_restrictions: Vec<String> = Text(""), parse::list, "smtpd";
         /// Restrictions that decide relaying: who may send to domains not ours.
         /// Postfix's default: mail from mynetworks and authenticated clients may go
         /// anywhere; anyone else may only send to mydestination and relay_domains
@@ -447,8 +456,62 @@ declare! {
         smtpd_relay_restrictions: Vec<String> = Text("permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"), parse::list, "smtpd";
         /// Restrictions on the recipient, after the relay restrictions.
         smtpd_recipient_restrictions: Vec<String> = Text(""), parse::list, "smtpd";
-        /// Restrictions on the sender (MAIL FROM), applied at RCPT TO.
-        smtpd_sender_restrictions: Vec<String> = Text(""), parse::list, "smtpd";
+        /// Restrictions at DATA, with every recipient known.
+        smtpd_data_restrictions: Vec<String> = Text(""), parse::list, "smtpd";
+        /// Restrictions after the message's final dot, with its size known.
+        smtpd_end_of_data_restrictions: Vec<String> = Text(""), parse::list, "smtpd";
+        /// Restrictions on ETRN (postern answers ETRN with 502; the list is checked only).
+        smtpd_etrn_restrictions: Vec<String> = Text(""), parse::list, "smtpd";
+        /// Names of parameters that hold restriction lists, usable as one word in a list
+        /// or as an access table's answer.
+        smtpd_restriction_classes: Vec<String> = Text(""), parse::list, "smtpd";
+        /// Wait for RCPT TO before refusing for the client, HELO or sender.
+        smtpd_delay_reject: bool = Text("yes"), parse::yes_no, "smtpd";
+        /// Require HELO or EHLO before MAIL FROM.
+        smtpd_helo_required: bool = Text("no"), parse::yes_no, "smtpd";
+        /// Refuse a sender in our own domains that no table lists, as for recipients.
+        smtpd_reject_unlisted_sender: bool = Text("no"), parse::yes_no, "smtpd";
+        /// Refuse a recipient in our own domains that no table lists (550 5.1.1).
+        smtpd_reject_unlisted_recipient: bool = Text("yes"), parse::yes_no, "smtpd";
+        /// Let untrusted clients relay with sender-specified routing (user%host@ours).
+        allow_untrusted_routing: bool = Text("no"), parse::yes_no, "smtpd";
+        /// The key access tables are asked for the null sender.
+        smtpd_null_access_lookup_key: String = Text("<>"), parse::text, "smtpd";
+        /// A table from blocklist domain to the reply when a client is listed there.
+        rbl_reply_maps: Vec<String> = Text(""), parse::list, "smtpd";
+        /// The reply when a blocklist lists the client, with $rbl_code, $rbl_class,
+        /// $rbl_what, $rbl_domain, $rbl_reason (the TXT record) and ${name?text}.
+        default_rbl_reply: String = Text("$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}"), parse::raw, "smtpd";
+        /// The code of a blocklist refusal.
+        maps_rbl_reject_code: u16 = Text("554"), parse::number, "smtpd";
+        /// The code of an access table's REJECT.
+        access_map_reject_code: u16 = Text("554"), parse::number, "smtpd";
+        /// The code of an access table's DEFER.
+        access_map_defer_code: u16 = Text("450"), parse::number, "smtpd";
+        /// The code of reject.
+        reject_code: u16 = Text("554"), parse::number, "smtpd";
+        /// The code of defer and defer_if_permit.
+        defer_code: u16 = Text("450"), parse::number, "smtpd";
+        /// The code of reject_unauth_destination.
+        relay_domains_reject_code: u16 = Text("554"), parse::number, "smtpd";
+        /// The code of reject_unknown_sender_domain and reject_unknown_recipient_domain.
+        unknown_address_reject_code: u16 = Text("450"), parse::number, "smtpd";
+        /// The code of reject_unknown_client_hostname and its reverse form.
+        unknown_client_reject_code: u16 = Text("450"), parse::number, "smtpd";
+        /// The code of reject_unknown_helo_hostname.
+        unknown_hostname_reject_code: u16 = Text("450"), parse::number, "smtpd";
+        /// The code of reject_invalid_helo_hostname.
+        invalid_hostname_reject_code: u16 = Text("501"), parse::number, "smtpd";
+        /// The code of the reject_non_fqdn_* restrictions.
+        non_fqdn_reject_code: u16 = Text("504"), parse::number, "smtpd";
+        /// What a DNS lookup that fails for now does to a restriction: defer_if_permit or defer.
+        reject_tempfail_action: String = Text("defer_if_permit"), parse::text, "smtpd";
+        /// The same for reject_unknown_sender_domain and _recipient_domain.
+        unknown_address_tempfail_action: String = Text("$reject_tempfail_action"), parse::text, "smtpd";
+        /// The same for reject_unknown_helo_hostname.
+        unknown_helo_hostname_tempfail_action: String = Text("$reject_tempfail_action"), parse::text, "smtpd";
+        /// Where a domain also matches its subdomains; for access tables: smtpd_access_maps.
+        parent_domain_matches_subdomains: Vec<String> = Text("debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps"), parse::list, "smtpd";
     }
     "SMTP server limits" "" {
         /// Text after 220 in the SMTP greeting.

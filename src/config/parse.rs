@@ -25,6 +25,11 @@ pub fn text(s: &Settings, name: &str) -> Result<String, ConfigError> {
     value(s, name, |v| Ok(v.trim().to_string()))
 }
 
+/// Text as written, `$name` left for the reader to expand (a template).
+pub fn raw(s: &Settings, name: &str) -> Result<String, ConfigError> {
+    Ok(s.raw(name).unwrap_or("").trim().to_string())
+}
+
 /// A list (commas or white space).
 pub fn list(s: &Settings, name: &str) -> Result<Vec<String>, ConfigError> {
     value(s, name, |v| Ok(values::list(v)))

@@ -151,14 +151,6 @@ fn tls_protocols_allowed(value: &str) -> bool {
 const GROUPS: &[(&[&str], bool, &str)] = &[
     (
         &[
-            "smtpd_client_restrictions",
-            "smtpd_helo_restrictions",
-            "smtpd_data_restrictions",
-            "smtpd_end_of_data_restrictions",
-            "smtpd_etrn_restrictions",
-            "smtpd_restriction_classes",
-            "smtpd_helo_required",
-            "smtpd_reject_unlisted_sender",
             "relay_recipient_maps",
             "permit_mx_backup_networks",
             "smtpd_forbid_unauth_pipelining",
@@ -167,7 +159,6 @@ const GROUPS: &[(&[&str], bool, &str)] = &[
             "smtpd_client_message_rate_limit",
             "smtpd_client_recipient_rate_limit",
             "smtpd_client_new_tls_session_rate_limit",
-            "parent_domain_matches_subdomains",
             "relay_clientcerts",
         ],
         true,
@@ -430,7 +421,7 @@ mod tests {
         // Relied upon: refused.
         for (name, value) in [
             ("smtpd_tls_req_ccert", "yes"),
-            ("smtpd_client_restrictions", "reject_rbl_client zen.example"),
+            ("relay_recipient_maps", "hash:/etc/postfix/relay_recipients"),
             ("smtpd_milters", "inet:127.0.0.1:8891"),
             ("content_filter", "smtp:[127.0.0.1]:10024"),
             ("sender_dependent_relayhost_maps", "hash:/etc/postfix/relay"),

@@ -192,8 +192,13 @@ impl Settings {
         }
         explicit.extend(env_layer);
         origins.extend(env_origins);
+        // The names of restriction classes are parameters of the user's own.
+        let classes: Vec<String> = explicit
+            .get("smtpd_restriction_classes")
+            .map(|v| super::values::list(v))
+            .unwrap_or_default();
         for name in explicit.keys() {
-            if !known(name, &services) {
+            if !known(name, &services) && !classes.contains(name) {
                 let source_name = origins
                     .get(name)
                     .cloned()
@@ -214,6 +219,9 @@ impl Settings {
                     .entry(format!("{transport}_{suffix}"))
                     .or_insert_with(|| postfix::transport_default(suffix));
             }
+        }
+        for class in &classes {
+            defaults.entry(class.clone()).or_default();
         }
         // Postfix derives mydomain from the effective myhostname.
         if let Some(host) = explicit.get("myhostname") {
@@ -277,8 +285,12 @@ impl Settings {
     pub fn unimplemented(&self) -> (Vec<String>, Vec<String>) {
         let mut warnings = self.read_warnings.clone();
         let mut refused = Vec::new();
+        let classes = super::values::list(self.raw("smtpd_restriction_classes").unwrap_or(""));
         for (name, value) in &self.explicit {
-            if params::find(name).is_some() || implemented_transport_param(name, &self.services) {
+            if params::find(name).is_some()
+                || implemented_transport_param(name, &self.services)
+                || classes.contains(name)
+            {
                 continue;
             }
             let value = self.expand(value, 0);

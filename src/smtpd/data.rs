@@ -3,8 +3,9 @@
 
 use tokio::io::AsyncBufReadExt;
 
+use super::restrict::{Effects, Stage};
 use super::session::{Flow, Session};
-use crate::cleanup::{CleanupMessage, Source};
+use crate::cleanup::{CleanupMessage, Preset, Source};
 use crate::mail::Envelope;
 use crate::proto::Reply;
 use crate::proto::data::{BareNewlineCheck, DataDecoder, DataProgress};
@@ -24,6 +25,25 @@ enum Ended {
     BareNewline(bool),
     Lost,
     Timeout,
+}
+
+/// A refusal at the end of the message, and whether it was logged.
+enum Refusal {
+    Logged(Reply),
+    Unlogged(Reply),
+}
+use Refusal::{Logged, Unlogged};
+
+/// What cleanup is to do with the message, from the restrictions' effects.
+fn preset(effects: Effects) -> Preset {
+    Preset {
+        hold: effects.hold.is_some(),
+        discard: effects.discard.is_some(),
+        redirect: effects.redirect,
+        filter: effects.filter,
+        bcc: effects.bcc,
+        prepend: effects.prepend,
+    }
 }
 
 fn too_big() -> Reply {
@@ -62,18 +82,24 @@ impl Session {
         }
     }
 
+    /// The DATA restrictions, then the message opened with what the
+    /// restrictions asked for (hold, discard, redirect, ...).
     async fn open_message(&mut self) -> Result<CleanupMessage, Reply> {
+        self.restrict(Stage::Data, None, None, None).await?;
         let envelope = self
             .envelope()
             .ok_or_else(|| Reply::new(503, "5.5.1 Error: need RCPT command"))?;
-        self.cleanup
+        let mut message = self
+            .cleanup
             .open(envelope, Source::Smtp)
             .await
             .map_err(|e| {
                 tracing::warn!("{}: {e}", self.client_log);
                 let (code, text) = e.reply_text();
                 Reply::new(code, text)
-            })
+            })?;
+        message.preset(preset(self.take_effects()));
+        Ok(message)
     }
 
     /// Commits the message and gives the final reply.
@@ -214,11 +240,30 @@ impl Session {
         } else {
             None
         };
+        let refusal = match refusal {
+            None if message.is_some() => self
+                .restrict(Stage::EndOfData, None, None, None)
+                .await
+                .err()
+                .map(Logged),
+            other => other.map(Unlogged),
+        };
         match (refusal, message) {
-            (None, Some(message)) => self.commit(message).await,
+            (None, Some(mut message)) => {
+                // What the end-of-data lists asked for: only hold and discard
+                // still apply (the envelope is written).
+                message.preset(preset(self.take_effects()));
+                self.commit(message).await
+            }
+            (Some(Logged(reply)), _) => {
+                self.txn = None;
+                self.reply(reply).await
+            }
             (refusal, _) => {
-                let reply = refusal
-                    .unwrap_or_else(|| Reply::new(451, "4.3.0 Error: queue file write error"));
+                let reply = match refusal {
+                    Some(Unlogged(reply) | Logged(reply)) => reply,
+                    None => Reply::new(451, "4.3.0 Error: queue file write error"),
+                };
                 self.log_reject("END-OF-MESSAGE", &reply, None);
                 self.txn = None;
                 self.reply(reply).await

@@ -1,5 +1,6 @@
 //! EHLO and HELO.
 
+use super::restrict::Stage;
 use super::session::{Flow, Session};
 use crate::proto::Reply;
 
@@ -22,6 +23,11 @@ impl Session {
                     format!("5.5.2 Syntax: {verb} hostname (invalid name)"),
                 ))
                 .await;
+        }
+        if !self.service.restrictions.delay_reject()
+            && let Err(reply) = self.restrict(Stage::Helo, Some(name), None, None).await
+        {
+            return self.reply(reply).await;
         }
         self.txn = None;
         self.esmtp = extended;

@@ -1,5 +1,6 @@
 //! MAIL FROM.
 
+use super::restrict::Stage;
 use super::session::{Flow, Session, Transaction};
 use crate::mail::Address;
 use crate::proto::Reply;
@@ -7,7 +8,10 @@ use crate::proto::params::MailParams;
 
 impl Session {
     pub async fn mail(&mut self, arg: &str) -> Flow {
-        if self.client.helo.is_none() {
+        // After STARTTLS, EHLO is needed again whatever smtpd_helo_required says.
+        if self.client.helo.is_none()
+            && (self.config.smtpd_helo_required || self.client.tls.is_some())
+        {
             return self
                 .reply(Reply::new(503, "5.5.1 Error: send HELO/EHLO first"))
                 .await;
@@ -59,6 +63,11 @@ impl Session {
             self.log_reject("MAIL", &reply, None);
             return self.reply(reply).await;
         }
+        if !self.service.restrictions.delay_reject()
+            && let Err(reply) = self.restrict(Stage::Mail, None, Some(&sender), None).await
+        {
+            return self.reply(reply).await;
+        }
         if self.mails >= self.config.smtpd_session_mail_limit {
             tracing::info!(
                 "too many transactions ({}) in a session from {}",
@@ -79,6 +88,7 @@ impl Session {
             recipients: Vec::new(),
             queue_id: None,
             bdat: None,
+            effects: std::mem::take(&mut self.early_effects),
         });
         self.reply(Reply::new(250, "2.1.0 Ok")).await
     }

@@ -36,6 +36,7 @@
 
 mod anvil;
 mod auth;
+mod checks;
 mod data;
 mod ehlo;
 mod mail;

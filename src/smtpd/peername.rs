@@ -15,21 +15,56 @@ pub const LIMIT: Duration = Duration::from_secs(10);
 /// PTR names tried at most.
 const NAMES_MAX: usize = 4;
 
-/// The verified name of `ip`, or `unknown`.
-pub async fn lookup(resolver: &Resolver, ip: IpAddr) -> String {
-    match tokio::time::timeout(LIMIT, verified(resolver, ip)).await {
-        Ok(Some(name)) => name,
-        Ok(None) => "unknown".into(),
-        Err(_) => {
-            tracing::warn!("{ip}: hostname lookup timed out after {}s", LIMIT.as_secs());
-            "unknown".into()
+/// What is known of a client's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientName {
+    /// The verified name, or `unknown`.
+    pub name: String,
+    /// The PTR name whether or not it verified, or `unknown`.
+    pub reverse: String,
+    /// The name is unknown for a reason that may pass (a DNS failure), not
+    /// because there is none.
+    pub temporary: bool,
+}
+
+impl ClientName {
+    /// What is said of a client whose name is not looked up.
+    pub fn unknown() -> ClientName {
+        ClientName {
+            name: "unknown".into(),
+            reverse: "unknown".into(),
+            temporary: false,
         }
     }
 }
 
-async fn verified(resolver: &Resolver, ip: IpAddr) -> Option<String> {
-    let resolver = resolver.get().ok()?;
-    let reverse = resolver.reverse_lookup(ip).await.ok()?;
+/// What DNS says of `ip`'s name.
+pub async fn lookup(resolver: &Resolver, ip: IpAddr) -> ClientName {
+    match tokio::time::timeout(LIMIT, verified(resolver, ip)).await {
+        Ok(found) => found,
+        Err(_) => {
+            tracing::warn!("{ip}: hostname lookup timed out after {}s", LIMIT.as_secs());
+            ClientName {
+                temporary: true,
+                ..ClientName::unknown()
+            }
+        }
+    }
+}
+
+async fn verified(resolver: &Resolver, ip: IpAddr) -> ClientName {
+    let mut out = ClientName::unknown();
+    let Ok(resolver) = resolver.get() else {
+        out.temporary = true;
+        return out;
+    };
+    let reverse = match resolver.reverse_lookup(ip).await {
+        Ok(reverse) => reverse,
+        Err(e) => {
+            out.temporary = !(e.is_nx_domain() || e.is_no_records_found());
+            return out;
+        }
+    };
     let names: Vec<String> = reverse
         .answers()
         .iter()
@@ -39,6 +74,9 @@ async fn verified(resolver: &Resolver, ip: IpAddr) -> Option<String> {
         })
         .take(NAMES_MAX)
         .collect();
+    if let Some(first) = names.iter().find(|n| valid_hostname(n)) {
+        out.reverse = first.clone();
+    }
     let mut first_failure = None;
     for name in &names {
         if !valid_hostname(name) {
@@ -48,7 +86,8 @@ async fn verified(resolver: &Resolver, ip: IpAddr) -> Option<String> {
         }
         match resolver.lookup_ip(format!("{name}.")).await {
             Ok(found) if found.iter().any(|a| a.to_canonical() == ip.to_canonical()) => {
-                return Some(name.clone());
+                out.name = name.clone();
+                return out;
             }
             Ok(_) => {
                 first_failure.get_or_insert_with(|| {
@@ -56,6 +95,7 @@ async fn verified(resolver: &Resolver, ip: IpAddr) -> Option<String> {
                 });
             }
             Err(e) => {
+                out.temporary |= !(e.is_nx_domain() || e.is_no_records_found());
                 first_failure.get_or_insert_with(|| {
                     format!("hostname {name} does not resolve to address {ip}: {e}")
                 });
@@ -65,11 +105,11 @@ async fn verified(resolver: &Resolver, ip: IpAddr) -> Option<String> {
     if let Some(why) = first_failure {
         tracing::warn!("{why}");
     }
-    None
+    out
 }
 
 /// RFC 1123 labels, not all digits (a PTR of `1.2.3.4` would pass for an address).
-fn valid_hostname(name: &str) -> bool {
+pub fn valid_hostname(name: &str) -> bool {
     let labels: Vec<&str> = name.split('.').collect();
     name.len() <= 253
         && labels.iter().all(|l| {

@@ -1,6 +1,6 @@
 //! RCPT TO.
 
-use super::restrict::Check;
+use super::restrict::Stage;
 use super::session::{Flow, Session};
 use crate::mail::{Address, QueueId, Recipient};
 use crate::proto::Reply;
@@ -49,32 +49,30 @@ impl Session {
                 .reply(Reply::new(452, "4.5.3 Error: too many recipients"))
                 .await;
         }
+        if let Err(reply) = self.restrict(Stage::Rcpt, None, None, Some(&address)).await {
+            return self.reply(reply).await;
+        }
+        // Postfix's implicit checks after the lists: unknown recipients
+        // (and senders) in our own domains.
         let rewrite = self.cleanup.rewrite();
-        let Some(txn) = self.txn.as_ref() else {
-            return Flow::Continue;
+        let sender = self.txn.as_ref().map(|t| t.sender.clone());
+        let unlisted = |who: &Address, class: &str| {
+            rewrite.check_recipient(who).map_err(|u| {
+                Reply::new(
+                    u.code,
+                    format!("{} <{who}>: {class} address rejected: {}", u.status, u.text),
+                )
+            })
         };
-        let check = Check {
-            rewrite: &rewrite,
-            trusted: self.trusted,
-            sasl_user: self.client.sasl.as_ref().map(|(_, user)| user.as_str()),
-            sender: &txn.sender,
-            rcpt: &address,
-        };
-        let checked = self
-            .service
-            .restrictions
-            .check_recipient(&check)
-            .and_then(|()| {
-                rewrite.check_recipient(&address).map_err(|u| {
-                    Reply::new(
-                        u.code,
-                        format!(
-                            "{} <{address}>: Recipient address rejected: {}",
-                            u.status, u.text
-                        ),
-                    )
-                })
-            });
+        let mut checked = Ok(());
+        if self.config.smtpd_reject_unlisted_sender
+            && let Some(sender) = sender.as_ref().filter(|s| !s.is_null())
+        {
+            checked = unlisted(sender, "Sender");
+        }
+        if checked.is_ok() && self.config.smtpd_reject_unlisted_recipient {
+            checked = unlisted(&address, "Recipient");
+        }
         if let Err(reply) = checked {
             self.log_reject("RCPT", &reply, Some(&address.to_string()));
             return self.reply(reply).await;

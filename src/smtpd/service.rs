@@ -29,8 +29,8 @@ pub struct Service {
     pub sasl: Option<Arc<Backend>>,
     /// Connections begin with a PROXY header (`smtpd_upstream_proxy_protocol`).
     pub proxy: bool,
-    /// Where client names are looked up, when they are (`smtpd_peername_lookup`).
-    pub resolver: Option<Arc<Resolver>>,
+    /// Where client names and the DNS restrictions are looked up.
+    pub resolver: Arc<Resolver>,
 }
 
 impl Service {
@@ -86,7 +86,8 @@ impl Service {
                 Some(TlsAcceptor::from(server))
             }
         };
-        let restrictions = Restrictions::new(&config).map_err(|e| format!("{name}: {e}"))?;
+        let restrictions =
+            Restrictions::new(&config, warnings).map_err(|e| format!("{name}: {e}"))?;
         let sasl = if config.smtpd_sasl_auth_enable {
             let backend = Backend::new(
                 &config.smtpd_sasl_type,
@@ -113,9 +114,7 @@ impl Service {
                 ));
             }
         };
-        let resolver = config
-            .smtpd_peername_lookup
-            .then(|| Arc::new(Resolver::new(&config.dns_servers)));
+        let resolver = Arc::new(Resolver::new(&config.dns_servers));
         Ok(Service {
             name: name.to_string(),
             config,

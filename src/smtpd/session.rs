@@ -46,6 +46,8 @@ pub struct Transaction {
     pub queue_id: Option<QueueId>,
     /// A BDAT transfer in progress.
     pub bdat: Option<Bdat>,
+    /// What access tables asked to be done with the message.
+    pub effects: super::restrict::Effects,
 }
 
 pub struct Session {
@@ -64,6 +66,8 @@ pub struct Session {
     pub client_log: String,
     /// The client is in `mynetworks`.
     pub trusted: bool,
+    /// The client's names (verified and reverse), for the restrictions.
+    pub names: super::peername::ClientName,
     pub peer_ip: IpAddr,
     /// The address the client connected to.
     pub local_ip: IpAddr,
@@ -73,6 +77,11 @@ pub struct Session {
     pub auth_failures: u32,
     /// Transactions begun, for `smtpd_session_mail_limit`.
     pub mails: usize,
+    /// Effects of restrictions run before MAIL (smtpd_delay_reject = no).
+    pub early_effects: super::restrict::Effects,
+    /// The client restrictions refused the client at connect: every command
+    /// but QUIT is refused.
+    pub access_denied: bool,
     pub esmtp: bool,
     pub txn: Option<Transaction>,
     errors: u32,
@@ -92,12 +101,13 @@ pub async fn run<S: Stream + 'static>(
 ) {
     let config = service.config.clone();
     let addr = peer.ip().to_canonical().to_string();
-    let name = match &service.resolver {
-        Some(resolver) => super::peername::lookup(resolver, peer.ip().to_canonical()).await,
-        None => "unknown".into(),
+    let names = if config.smtpd_peername_lookup {
+        super::peername::lookup(&service.resolver, peer.ip().to_canonical()).await
+    } else {
+        super::peername::ClientName::unknown()
     };
     let client = ClientInfo {
-        name,
+        name: names.name.clone(),
         addr: addr.clone(),
         helo: None,
         protocol: "SMTP".into(),
@@ -122,11 +132,14 @@ pub async fn run<S: Stream + 'static>(
         client,
         client_log,
         trusted,
+        names,
         peer_ip: peer.ip().to_canonical(),
         local_ip: local.ip().to_canonical(),
         auth_rate: deps.auth_rate.clone(),
         auth_failures: 0,
         mails: 0,
+        early_effects: Default::default(),
+        access_denied: false,
         esmtp: false,
         txn: None,
         errors: 0,
@@ -251,11 +264,25 @@ impl Session {
             .await;
             return false;
         }
+        if !self.service.restrictions.delay_reject()
+            && let Err(refusal) = self
+                .restrict(super::restrict::Stage::Connect, None, None, None)
+                .await
+        {
+            // Said in place of the greeting; what follows is refused.
+            self.access_denied = true;
+            self.count_error();
+            return self.send(&refusal).await.is_ok();
+        }
         let banner = Reply::new(220, self.config.smtpd_banner.clone());
         self.send(&banner).await.is_ok()
     }
 
     async fn dispatch(&mut self, cmd: Command<'_>) -> Flow {
+        if self.access_denied && !matches!(cmd, Command::Quit) {
+            let text = format!("5.7.0 Error: access denied for {}", self.client_log);
+            return self.reply(Reply::new(503, text)).await;
+        }
         match cmd {
             Command::Ehlo(name) => self.ehlo(name, true).await,
             Command::Helo(name) => self.ehlo(name, false).await,
@@ -406,23 +433,7 @@ impl Session {
     /// The `NOQUEUE: reject: ...` log line (or `ID: reject:` once there is an ID).
     pub fn log_reject(&self, stage: &str, reply: &Reply, to: Option<&str>) {
         crate::metrics::count(crate::metrics::Event::Rejected);
-        let id = self
-            .txn
-            .as_ref()
-            .and_then(|t| t.queue_id.as_ref())
-            .map_or("NOQUEUE".to_string(), |id| id.to_string());
-        let from = self
-            .txn
-            .as_ref()
-            .map(|t| format!(" from=<{}>", t.sender))
-            .unwrap_or_default();
-        let to = to.map(|t| format!(" to=<{t}>")).unwrap_or_default();
-        let helo = self.client.helo.as_deref().unwrap_or("");
-        tracing::info!(
-            "{id}: reject: {stage} from {}: {reply};{from}{to} proto={} helo=<{helo}>",
-            self.client_log,
-            self.client.protocol
-        );
+        self.log_action("reject", stage, &reply.to_string(), None, to);
     }
 
     /// When the next read of message content must be done: within

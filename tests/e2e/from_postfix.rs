@@ -127,7 +127,7 @@ fn debians_main_cf_and_master_cf_run() {
 #[test]
 fn what_postern_cannot_honour_stops_it() {
     let p = with_postfix_files(
-        "smtpd_recipient_restrictions = permit_mynetworks, reject_rbl_client zen.example, reject_unauth_destination\nbiff = no\n",
+        "smtpd_recipient_restrictions = permit_mynetworks, reject_unverified_recipient, reject_unauth_destination\nbiff = no\n",
         "smtp inet n - y - - smtpd\n",
     );
     let conf = p.conf_dir();
@@ -143,7 +143,7 @@ fn what_postern_cannot_honour_stops_it() {
     assert_eq!(check.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "smtpd_recipient_restrictions: restriction \"reject_rbl_client\" is not implemented yet"
+            "smtpd_recipient_restrictions: restriction \"reject_unverified_recipient\" is not implemented yet"
         ),
         "{err}"
     );
