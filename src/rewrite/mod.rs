@@ -142,13 +142,16 @@ impl Rewrite {
     }
 
     /// Whether the domain is the local one (`mydestination`).
-    /// `recipient_delimiter`.
-    pub fn recipient_delimiter(&self) -> &str {
-        &self.recipient_delimiter
-    }
-
     pub fn is_local_domain(&self, domain: &str) -> bool {
         self.is_local(domain)
+    }
+
+    /// Whether this system is the final destination for the domain: local,
+    /// virtual alias or virtual mailbox domains.
+    pub fn is_final(&self, domain: &str) -> bool {
+        self.is_local(domain)
+            || self.virtual_alias_domains.contains(domain)
+            || self.virtual_mailbox_domains.contains(domain)
     }
 
     /// Whether mail for the domain is ours to take from anyone: local,

@@ -39,7 +39,7 @@ impl Session {
             rcpt,
             trusted: self.trusted,
             sasl_user: self.client.sasl.as_ref().map(|(_, user)| user.as_str()),
-            pipelined: !self.esmtp && !self.conn.buffer().is_empty(),
+            pipelined: self.ill_pipelining || (!self.esmtp && !self.conn.buffer().is_empty()),
             rewrite: &rewrite,
             resolver: &service.resolver,
         };

@@ -82,6 +82,9 @@ pub struct Session {
     /// The client restrictions refused the client at connect: every command
     /// but QUIT is refused.
     pub access_denied: bool,
+    /// The client sent a command before our reply to the one before, not
+    /// having been told of PIPELINING (for reject_unauth_pipelining).
+    pub ill_pipelining: bool,
     pub esmtp: bool,
     pub txn: Option<Transaction>,
     errors: u32,
@@ -140,6 +143,7 @@ pub async fn run<S: Stream + 'static>(
         mails: 0,
         early_effects: Default::default(),
         access_denied: false,
+        ill_pipelining: false,
         esmtp: false,
         txn: None,
         errors: 0,
@@ -230,6 +234,8 @@ impl Session {
                             .await
                     } else {
                         let name = cmd.stat_name();
+                        // A reply still unsent means the client did not wait for it.
+                        self.ill_pipelining |= !self.esmtp && !self.out.is_empty();
                         let before = self.errors;
                         let flow = self.dispatch(cmd).await;
                         self.stats.record(name, self.errors == before);

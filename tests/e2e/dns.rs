@@ -141,6 +141,13 @@ impl Dnsmasq {
     /// `hosts`: (name, address) pairs that resolve both ways; `ptrs`:
     /// (address, name) pairs that resolve backwards only.
     pub fn start(hosts: &[(&str, &str)], ptrs: &[(&str, &str)]) -> Dnsmasq {
+        Dnsmasq::with(hosts, ptrs, &[])
+    }
+
+    /// The same with more of dnsmasq's options (`--mx-host=...`,
+    /// `--txt-record=...`). Names under `example` and reverse names it
+    /// does not know are NXDOMAIN, as from an authoritative server.
+    pub fn with(hosts: &[(&str, &str)], ptrs: &[(&str, &str)], extra: &[String]) -> Dnsmasq {
         let port = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -154,6 +161,8 @@ impl Dnsmasq {
                 "--pid-file=",
             ])
             .args(["--user=nobody", "--log-facility=/dev/null"])
+            .args(["--local=/example/", "--local=/in-addr.arpa/"])
+            .args(extra)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());

@@ -22,6 +22,7 @@ mod proxy;
 mod qshape;
 mod queue;
 mod reload;
+mod restrictions;
 mod safety;
 mod sendmail;
 mod smtpd;

@@ -659,6 +659,10 @@ impl Restrictions {
             return Decision::Dunno;
         };
         let sender = class == "Sender address";
+        // Postfix asks only of recipient domains it is not the final destination for.
+        if !sender && r.rewrite.is_final(&domain) {
+            return Decision::Dunno;
+        }
         let dsn = if sender { "4.1.8" } else { "4.1.2" };
         match dns::mail_host(r.resolver, &domain).await {
             dns::MailHost::Yes => Decision::Dunno,
@@ -699,13 +703,8 @@ impl Restrictions {
         let local = sender
             .domain_lower()
             .is_some_and(|d| r.rewrite.is_local_domain(&d));
-        let owners = maps::lookup_address(
-            &self.login_maps,
-            sender,
-            r.rewrite.recipient_delimiter(),
-            local,
-        )
-        .map(|found| found.value);
+        let owners = maps::lookup_address(&self.login_maps, sender, r.rewrite.delimiter(), local)
+            .map(|found| found.value);
         let refuse = |text: String| Decision::Refuse(Reply::new(553, text));
         match (r.sasl_user, owners) {
             (Some(user), Some(owners)) if m.authenticated => {
@@ -774,7 +773,7 @@ impl Restrictions {
             }
         };
         let parents = self.settings.parents;
-        let delimiter = r.rewrite.recipient_delimiter();
+        let delimiter = r.rewrite.delimiter();
         let host_and_address = |name: &str, maps: &Maps| {
             if name != "unknown"
                 && let Some(found) = access::lookup(maps, &access::domain_keys(name, parents), name)
@@ -832,20 +831,29 @@ impl Restrictions {
         let Some(answer) = found else {
             return Decision::Dunno;
         };
-        self.answer(&answer, &table.name, list, r, eval).await
+        // What is refused is what was looked up, whatever the list.
+        let named = match subject {
+            Subject::Client | Subject::ReverseClient | Subject::ClientCert => List::Client,
+            Subject::Helo => List::Helo,
+            Subject::Sender | Subject::SenderMx | Subject::SenderNs => List::Sender,
+            Subject::Recipient => List::Recipient,
+        };
+        let (name, class) = self.reply_name(named, r);
+        self.answer(&answer, &table.name, (&name, class), list, r, eval)
+            .await
     }
 
-    /// Acts on an access table's answer.
+    /// Acts on an access table's answer about `name`, of `class`.
     async fn answer(
         &self,
         answer: &str,
         table: &str,
+        (name, class): (&str, &str),
         list: List,
         r: &Request<'_>,
         eval: &mut Eval<'_>,
     ) -> Decision {
         let s = &self.settings;
-        let (name, class) = self.reply_name(list, r);
         let mut note = |action: &'static str, default: &str, text: &Option<String>| {
             let text = text.clone().unwrap_or_else(|| default.to_string());
             eval.notes.push(Note {

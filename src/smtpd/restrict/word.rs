@@ -297,10 +297,14 @@ pub fn filter_matches(filter: Option<&str>, answer: std::net::Ipv4Addr) -> bool 
     let octets = answer.octets();
     match filter {
         None => octets[0] == 127,
-        Some(filter) => self::octets(filter).into_iter().zip(octets).all(|(part, octet)| {
-            octet_matcher(part)
-                .is_some_and(|ranges| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&octet)))
-        }),
+        Some(filter) => self::octets(filter)
+            .into_iter()
+            .zip(octets)
+            .all(|(part, octet)| {
+                octet_matcher(part).is_some_and(|ranges| {
+                    ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&octet))
+                })
+            }),
     }
 }
 
