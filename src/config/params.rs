@@ -437,8 +437,6 @@ declare! {
         /// AUTH commands one client IP may send per anvil_rate_time_unit; 0 is no limit.
         /// Over it: 450 4.7.1 Error: too many AUTH commands from IP.
         smtpd_client_auth_rate_limit: u32 = Text("0"), parse::number, "smtpd";
-        /// The window of the per-client rate limits.
-        anvil_rate_time_unit: Duration = Text("60s"), parse::duration, "smtpd";
         /// Delay before a refused AUTH is answered, times the failures so far in the session.
         smtpd_error_sleep_time: Duration = Text("1s"), parse::duration, "smtpd";
     }
@@ -539,8 +537,26 @@ declare! {
         /// Errors after which the SMTP session is closed.
         /// Errors are 4xx and 5xx replies.
         smtpd_hard_error_limit: u32 = Text("20"), parse::number, "smtpd";
-        /// Maximum concurrent sessions from one client IP outside mynetworks.
+        /// Maximum concurrent sessions from one client IP outside smtpd_client_event_limit_exceptions.
         smtpd_client_connection_count_limit: usize = Text("50"), parse::number, "smtpd";
+        /// Connections one client IP may make per anvil_rate_time_unit; 0 is no limit.
+        /// Over it: 421 4.7.0 Error: too many connections from IP.
+        smtpd_client_connection_rate_limit: u32 = Text("0"), parse::number, "smtpd";
+        /// Messages (MAIL FROM) one client IP may begin per anvil_rate_time_unit; 0 is no limit.
+        /// Over it: 452 4.7.1 Error: too much mail from IP.
+        smtpd_client_message_rate_limit: u32 = Text("0"), parse::number, "smtpd";
+        /// Recipients one client IP may give per anvil_rate_time_unit; 0 is no limit.
+        /// Over it: 452 4.7.1 Error: too many recipients from IP.
+        smtpd_client_recipient_rate_limit: u32 = Text("0"), parse::number, "smtpd";
+        /// New (not resumed) TLS sessions one client IP may begin per anvil_rate_time_unit; 0 is no limit.
+        /// Over it STARTTLS is answered 421 4.7.0 Error: too many new TLS sessions from IP.
+        smtpd_client_new_tls_session_rate_limit: u32 = Text("0"), parse::number, "smtpd";
+        /// Clients the per-client limits do not apply to.
+        smtpd_client_event_limit_exceptions: Vec<Cidr> = Text("$mynetworks"), parse::networks, "smtpd";
+        /// The window of the per-client rate limits.
+        anvil_rate_time_unit: Duration = Text("60s"), parse::duration, "smtpd";
+        /// How often anvil's statistics lines (the highest rates and counts seen) are logged.
+        anvil_status_update_time: Duration = Text("600s"), parse::duration, "smtpd";
         /// How long to watch for a client that talks before the greeting.
         /// Talking first is a spam bot's habit; it is refused. 0s checks only what
         /// already arrived.

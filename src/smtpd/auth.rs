@@ -13,6 +13,7 @@
 
 use base64::Engine as _;
 
+use super::anvil::Event;
 use super::session::{Flow, Session};
 use crate::proto::Reply;
 use crate::proto::line::{LineStatus, read_line};
@@ -150,23 +151,16 @@ impl Session {
                     .await;
             }
         };
-        let limit = self.config.smtpd_client_auth_rate_limit;
-        if limit > 0 && !self.trusted {
-            let count = self
-                .auth_rate
-                .count(self.peer_ip, self.config.anvil_rate_time_unit);
-            if count > limit {
-                tracing::warn!(
-                    "AUTH command rate limit exceeded: {count} from {} for service {}",
-                    self.client_log,
-                    self.service.name
-                );
-                let text = format!(
-                    "4.7.1 Error: too many AUTH commands from {}",
-                    self.client.addr
-                );
-                return self.reply(Reply::new(450, text)).await;
-            }
+        if self.over_rate(
+            Event::Auth,
+            self.config.smtpd_client_auth_rate_limit,
+            "AUTH command",
+        ) {
+            let text = format!(
+                "4.7.1 Error: too many AUTH commands from {}",
+                self.client.addr
+            );
+            return self.reply(Reply::new(450, text)).await;
         }
         let Some(mechanism) = Mechanism::parse(name) else {
             let shown: String = name

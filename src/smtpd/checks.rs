@@ -3,8 +3,12 @@
 //! restrictions decided (`NOQUEUE: reject: RCPT from ...`,
 //! `NOQUEUE: hold: RCPT from ...`).
 
+use std::net::IpAddr;
+
+use super::anvil::Event;
 use super::restrict::{Effects, Request, Stage};
 use super::session::Session;
+use crate::config::Config;
 use crate::mail::Address;
 use crate::proto::Reply;
 
@@ -104,6 +108,27 @@ impl Session {
         );
     }
 
+    /// Counts one `event` of the client; true (and Postfix's warning
+    /// logged, `what` naming it) when that is over `limit` in the window.
+    /// No limit for 0 or a client in `smtpd_client_event_limit_exceptions`.
+    pub fn over_rate(&self, event: Event, limit: u32, what: &str) -> bool {
+        if limit == 0 || is_exception(&self.config, self.peer_ip) {
+            return false;
+        }
+        let count = self
+            .anvil
+            .count(event, self.peer_ip, self.config.anvil_rate_time_unit);
+        if count <= limit {
+            return false;
+        }
+        tracing::warn!(
+            "{what} rate limit exceeded: {count} from {} for service {}",
+            self.client_log,
+            self.service.name
+        );
+        true
+    }
+
     /// The effects gathered so far for the message, taken for cleanup.
     pub fn take_effects(&mut self) -> Effects {
         self.txn
@@ -111,4 +136,12 @@ impl Session {
             .map(|t| std::mem::take(&mut t.effects))
             .unwrap_or_default()
     }
+}
+
+/// A client the per-client limits do not apply to.
+pub fn is_exception(config: &Config, ip: IpAddr) -> bool {
+    config
+        .smtpd_client_event_limit_exceptions
+        .iter()
+        .any(|net| net.contains(ip))
 }

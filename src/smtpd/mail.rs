@@ -1,5 +1,6 @@
 //! MAIL FROM.
 
+use super::anvil::Event;
 use super::restrict::Stage;
 use super::session::{Flow, Session, Transaction};
 use crate::mail::Address;
@@ -67,6 +68,14 @@ impl Session {
             && let Err(reply) = self.restrict(Stage::Mail, None, Some(&sender), None).await
         {
             return self.reply(reply).await;
+        }
+        if self.over_rate(
+            Event::Message,
+            self.config.smtpd_client_message_rate_limit,
+            "Message delivery request",
+        ) {
+            let text = format!("4.7.1 Error: too much mail from {}", self.client.addr);
+            return self.reply(Reply::new(452, text)).await;
         }
         if self.mails >= self.config.smtpd_session_mail_limit {
             tracing::info!(

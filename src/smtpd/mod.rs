@@ -36,7 +36,7 @@
 
 mod anvil;
 mod auth;
-mod checks;
+pub mod checks;
 mod data;
 mod ehlo;
 mod mail;
@@ -75,8 +75,8 @@ pub struct SmtpdDeps {
     sessions: Arc<Semaphore>,
     /// Open sessions per client IP, for `smtpd_client_connection_count_limit`.
     clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    /// AUTH commands per client IP, for `smtpd_client_auth_rate_limit`.
-    auth_rate: anvil::Rate,
+    /// Rates per client IP, for the `smtpd_client_*_rate_limit` parameters.
+    anvil: anvil::Anvil,
 }
 
 impl SmtpdDeps {
@@ -94,7 +94,7 @@ impl SmtpdDeps {
             shutdown,
             sessions,
             clients: Arc::default(),
-            auth_rate: anvil::Rate::default(),
+            anvil: anvil::Anvil::default(),
         }
     }
 }
@@ -110,17 +110,21 @@ impl ClientSlot {
         clients: &Arc<Mutex<HashMap<IpAddr, usize>>>,
         ip: IpAddr,
         limit: usize,
-    ) -> Option<ClientSlot> {
+    ) -> Option<(ClientSlot, usize)> {
         let mut map = clients.lock().ok()?;
         let count = map.entry(ip).or_default();
         if limit > 0 && *count >= limit {
             return None;
         }
         *count += 1;
-        Some(ClientSlot {
-            clients: clients.clone(),
-            ip,
-        })
+        let open = *count;
+        Some((
+            ClientSlot {
+                clients: clients.clone(),
+                ip,
+            },
+            open,
+        ))
     }
 }
 
@@ -145,6 +149,15 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let limit = deps.service.borrow().config.default_process_limit;
+    {
+        let service = deps.service.borrow();
+        let config = &service.config;
+        deps.anvil.report(
+            &service.name,
+            config.anvil_rate_time_unit,
+            config.anvil_status_update_time,
+        );
+    }
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -243,21 +256,40 @@ fn client_slot(
     service: &service::Service,
 ) -> Option<Option<ClientSlot>> {
     let config = &service.config;
-    if config.is_trusted(ip) {
+    if checks::is_exception(config, ip) {
         return Some(None);
     }
-    let limit = config.smtpd_client_connection_count_limit;
-    if let Some(slot) = ClientSlot::acquire(&deps.clients, ip, limit) {
-        return Some(Some(slot));
-    }
     let client = crate::mail::maillog::client("unknown", &ip.to_canonical().to_string());
-    tracing::warn!("Connection concurrency limit exceeded: {client}");
-    let reply = format!(
-        "421 4.7.0 {} Error: too many connections from {ip}\r\n",
-        config.myhostname
-    );
-    let _ = stream.try_write(reply.as_bytes());
-    None
+    let refuse = |what: &str, count: usize| {
+        tracing::warn!(
+            "Connection {what} limit exceeded: {count} from {client} for service {}",
+            service.name
+        );
+        let reply = format!(
+            "421 4.7.0 {} Error: too many connections from {ip}\r\n",
+            config.myhostname
+        );
+        let _ = stream.try_write(reply.as_bytes());
+    };
+    let limit = config.smtpd_client_connection_rate_limit;
+    let count = deps
+        .anvil
+        .count(anvil::Event::Connection, ip, config.anvil_rate_time_unit);
+    if limit > 0 && count > limit {
+        refuse("rate", count as usize);
+        return None;
+    }
+    let limit = config.smtpd_client_connection_count_limit;
+    match ClientSlot::acquire(&deps.clients, ip, limit) {
+        Some((slot, open)) => {
+            deps.anvil.sessions(ip, open);
+            Some(Some(slot))
+        }
+        None => {
+            refuse("concurrency", limit + 1);
+            None
+        }
+    }
 }
 
 /// Answers a connection that will not get a session, without blocking the accept loop.

@@ -1,5 +1,6 @@
 //! RCPT TO.
 
+use super::anvil::Event;
 use super::restrict::Stage;
 use super::session::{Flow, Session};
 use crate::mail::{Address, QueueId, Recipient};
@@ -48,6 +49,14 @@ impl Session {
             return self
                 .reply(Reply::new(452, "4.5.3 Error: too many recipients"))
                 .await;
+        }
+        if self.over_rate(
+            Event::Recipient,
+            self.config.smtpd_client_recipient_rate_limit,
+            "Recipient address",
+        ) {
+            let text = format!("4.7.1 Error: too many recipients from {}", self.client.addr);
+            return self.reply(Reply::new(452, text)).await;
         }
         if let Err(reply) = self.restrict(Stage::Rcpt, None, None, Some(&address)).await {
             return self.reply(reply).await;

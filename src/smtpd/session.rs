@@ -71,8 +71,8 @@ pub struct Session {
     pub peer_ip: IpAddr,
     /// The address the client connected to.
     pub local_ip: IpAddr,
-    /// AUTH commands per client, for `smtpd_client_auth_rate_limit`.
-    pub auth_rate: super::anvil::Rate,
+    /// The service's per-client rates.
+    pub anvil: super::anvil::Anvil,
     /// Failed logins in this session (each waits longer).
     pub auth_failures: u32,
     /// Transactions begun, for `smtpd_session_mail_limit`.
@@ -138,7 +138,7 @@ pub async fn run<S: Stream + 'static>(
         names,
         peer_ip: peer.ip().to_canonical(),
         local_ip: local.ip().to_canonical(),
-        auth_rate: deps.auth_rate.clone(),
+        anvil: deps.anvil.clone(),
         auth_failures: 0,
         mails: 0,
         early_effects: Default::default(),

@@ -6,6 +6,7 @@
 
 use tokio::io::BufReader;
 
+use super::anvil::Event;
 use super::session::{Flow, READ_BUFFER, Session};
 use crate::proto::{Reply, Stream};
 
@@ -33,6 +34,14 @@ impl Session {
                 .reply(Reply::new(503, "5.5.1 Error: MAIL transaction in progress"))
                 .await;
         }
+        if self.too_many_tls_sessions() {
+            let text = format!(
+                "4.7.0 {} Error: too many new TLS sessions from {}",
+                self.config.myhostname, self.client.addr
+            );
+            self.final_reply(Reply::new(421, text)).await;
+            return Flow::Close;
+        }
         if self
             .send_now(Reply::new(220, "2.0.0 Ready to start TLS"))
             .await
@@ -58,8 +67,35 @@ impl Session {
             .await
     }
 
+    /// Whether the client began more new TLS sessions in the window than
+    /// `smtpd_client_new_tls_session_rate_limit` allows (logged).
+    fn too_many_tls_sessions(&self) -> bool {
+        let limit = self.config.smtpd_client_new_tls_session_rate_limit;
+        if limit == 0 || super::checks::is_exception(&self.config, self.peer_ip) {
+            return false;
+        }
+        let count = self.anvil.current(
+            Event::NewTls,
+            self.peer_ip,
+            self.config.anvil_rate_time_unit,
+        );
+        if count < limit {
+            return false;
+        }
+        tracing::warn!(
+            "New TLS session rate limit exceeded: {} from {} for service {}",
+            count + 1,
+            self.client_log,
+            self.service.name
+        );
+        true
+    }
+
     /// The smtps port: the handshake before the greeting.
     pub async fn implicit_tls(&mut self, acceptor: tokio_rustls::TlsAcceptor) -> Flow {
+        if self.too_many_tls_sessions() {
+            return Flow::Close;
+        }
         let (placeholder, _) = tokio::io::duplex(1);
         let plain = std::mem::replace(
             &mut self.conn,
@@ -81,6 +117,13 @@ impl Session {
         match tokio::time::timeout(limit, acceptor.accept(plain)).await {
             Ok(Ok(stream)) => {
                 let (_, state) = stream.get_ref();
+                if state.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+                    self.anvil.count(
+                        Event::NewTls,
+                        self.peer_ip,
+                        self.config.anvil_rate_time_unit,
+                    );
+                }
                 let described = describe(state);
                 tracing::info!(
                     "Anonymous TLS connection established from {}: {described}",

@@ -3,6 +3,7 @@
 mod common;
 
 mod admin;
+mod anvil;
 mod dns;
 mod peer;
 

@@ -119,7 +119,9 @@ fn mynetworks_and_limits_apply_to_the_real_client() {
     assert_eq!(second.read_reply().map(|r| r.0), Some(421));
     let mut other = with_header(&p, b"PROXY TCP4 203.0.113.10 192.0.2.25 40003 25\r\n");
     other.expect_reply(220);
-    p.wait_log("Connection concurrency limit exceeded: unknown[203.0.113.9]");
+    p.wait_log(
+        "Connection concurrency limit exceeded: 2 from unknown[203.0.113.9] for service smtp",
+    );
 }
 
 /// Sends `bytes`, then reads until the server closes: what it answered.
