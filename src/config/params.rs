@@ -508,6 +508,22 @@ declare! {
         unknown_address_tempfail_action: String = Text("$reject_tempfail_action"), parse::text, "smtpd";
         /// The same for reject_unknown_helo_hostname.
         unknown_helo_hostname_tempfail_action: String = Text("$reject_tempfail_action"), parse::text, "smtpd";
+        /// How long a policy server (check_policy_service) may take to answer.
+        smtpd_policy_service_timeout: Duration = Text("100s"), parse::duration, "smtpd";
+        /// How long an idle connection to a policy server is kept.
+        smtpd_policy_service_max_idle: Duration = Text("300s"), parse::duration, "smtpd";
+        /// How long a connection to a policy server is used at most.
+        smtpd_policy_service_max_ttl: Duration = Text("1000s"), parse::duration, "smtpd";
+        /// Attempts at a policy request before the default action.
+        smtpd_policy_service_try_limit: u32 = Text("2"), parse::number, "smtpd";
+        /// The wait between attempts.
+        smtpd_policy_service_retry_delay: Duration = Text("1s"), parse::duration, "smtpd";
+        /// Requests per connection to a policy server; 0 is no limit.
+        smtpd_policy_service_request_limit: u32 = Text("0"), parse::number, "smtpd";
+        /// The action when a policy server cannot be had.
+        smtpd_policy_service_default_action: String = Text("451 4.3.5 Server configuration problem"), parse::text, "smtpd";
+        /// Sent to policy servers as policy_context.
+        smtpd_policy_service_policy_context: String = Text(""), parse::text, "smtpd";
         /// Where a domain also matches its subdomains; for access tables: smtpd_access_maps.
         parent_domain_matches_subdomains: Vec<String> = Text("debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps"), parse::list, "smtpd";
     }

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::anvil::Event;
-use super::restrict::{Effects, Request, Stage};
+use super::restrict::{Details, Effects, Request, Stage};
 use super::session::Session;
 use crate::config::Config;
 use crate::mail::Address;
@@ -23,12 +23,31 @@ impl Session {
         sender: Option<&Address>,
         rcpt: Option<&Address>,
     ) -> Result<(), Reply> {
+        self.restrict_sized(stage, helo, sender, rcpt, None).await
+    }
+
+    /// [`Session::restrict`] with the message's size (at its end).
+    pub async fn restrict_sized(
+        &mut self,
+        stage: Stage,
+        helo: Option<&str>,
+        sender: Option<&Address>,
+        rcpt: Option<&Address>,
+        size: Option<u64>,
+    ) -> Result<(), Reply> {
         let mut effects = match self.txn.as_mut() {
             Some(txn) => std::mem::take(&mut txn.effects),
             None => std::mem::take(&mut self.early_effects),
         };
         let mut notes = Vec::new();
         let own_helo = self.client.helo.clone();
+        let queue_id = self
+            .txn
+            .as_ref()
+            .and_then(|t| t.queue_id.as_ref())
+            .map(|q| q.to_string());
+        let recipient_count = self.txn.as_ref().map_or(0, |t| t.recipients.len());
+        let size = size.or_else(|| self.txn.as_ref().and_then(|t| t.params.size));
         let own_sender = self.txn.as_ref().map(|t| t.sender.clone());
         let rewrite = self.cleanup.rewrite();
         let service = self.service.clone();
@@ -46,6 +65,18 @@ impl Session {
             pipelined: self.ill_pipelining || (!self.esmtp && !self.conn.buffer().is_empty()),
             rewrite: &rewrite,
             resolver: &service.resolver,
+            details: Details {
+                protocol: &self.client.protocol,
+                client_port: self.peer_port,
+                server_address: self.local_ip.to_string(),
+                server_port: self.local_port,
+                queue_id: queue_id.as_deref(),
+                recipient_count,
+                size,
+                sasl_method: self.client.sasl.as_ref().map(|(m, _)| m.as_str()),
+                tls: self.client.tls.as_deref(),
+                instance: format!("{:x}.{}", self.session_id, self.mails),
+            },
         };
         let result = service
             .restrictions

@@ -242,7 +242,7 @@ impl Session {
         };
         let refusal = match refusal {
             None if message.is_some() => self
-                .restrict(Stage::EndOfData, None, None, None)
+                .restrict_sized(Stage::EndOfData, None, None, None, Some(size))
                 .await
                 .err()
                 .map(Logged),

@@ -69,8 +69,12 @@ pub struct Session {
     /// The client's names (verified and reverse), for the restrictions.
     pub names: super::peername::ClientName,
     pub peer_ip: IpAddr,
+    pub peer_port: u16,
     /// The address the client connected to.
     pub local_ip: IpAddr,
+    pub local_port: u16,
+    /// Tells this session's transactions apart for policy servers.
+    pub session_id: u64,
     /// The service's per-client rates.
     pub anvil: super::anvil::Anvil,
     /// Failed logins in this session (each waits longer).
@@ -137,7 +141,10 @@ pub async fn run<S: Stream + 'static>(
         trusted,
         names,
         peer_ip: peer.ip().to_canonical(),
+        peer_port: peer.port(),
         local_ip: local.ip().to_canonical(),
+        local_port: local.port(),
+        session_id: next_session_id(),
         anvil: deps.anvil.clone(),
         auth_failures: 0,
         mails: 0,
@@ -455,6 +462,13 @@ impl Session {
             }
         }
     }
+}
+
+/// A number per session, for policy servers' `instance`.
+fn next_session_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let pid = u64::from(std::process::id());
+    (pid << 32) | NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn verb_name(cmd: &Command<'_>) -> &'static str {

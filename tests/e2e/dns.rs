@@ -153,13 +153,26 @@ impl Dnsmasq {
             .local_addr()
             .unwrap()
             .port();
+        Dnsmasq::at(
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            hosts,
+            ptrs,
+            extra,
+        )
+    }
+
+    /// The same on `addr` (a program that reads /etc/resolv.conf needs port 53).
+    pub fn at(
+        addr: SocketAddr,
+        hosts: &[(&str, &str)],
+        ptrs: &[(&str, &str)],
+        extra: &[String],
+    ) -> Dnsmasq {
+        let port = addr.port();
         let mut cmd = std::process::Command::new("dnsmasq");
         cmd.args(["-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts"])
-            .args([
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--pid-file=",
-            ])
+            .arg(format!("--listen-address={}", addr.ip()))
+            .args(["--bind-interfaces", "--pid-file="])
             .args(["--user=nobody", "--log-facility=/dev/null"])
             .args(["--local=/example/", "--local=/in-addr.arpa/"])
             .args(extra)
@@ -183,7 +196,6 @@ impl Dnsmasq {
         let child = cmd
             .spawn()
             .expect("dnsmasq is installed (apt-get install dnsmasq-base)");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         // Ready when it answers over TCP on the same port.
         crate::common::wait_for("dnsmasq to listen", || {
             std::net::TcpStream::connect(addr).ok()

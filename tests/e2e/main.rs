@@ -19,6 +19,7 @@ mod logs;
 mod logtools;
 mod metrics;
 mod mx;
+mod policy;
 mod proxy;
 mod qshape;
 mod queue;

@@ -103,8 +103,9 @@ pub enum Action {
         dsn: String,
         text: Option<String>,
     },
-    DeferIfPermit(Option<String>),
-    DeferIfReject(Option<String>),
+    /// DEFER_IF_PERMIT and DEFER_IF_REJECT: (DSN, text).
+    DeferIfPermit(String, Option<String>),
+    DeferIfReject(String, Option<String>),
     /// Logged, and nothing else.
     Warn(String),
     Info(String),
@@ -173,8 +174,14 @@ pub fn action(answer: &str, reject_code: u16, defer_code: u16) -> Action {
                 text,
             }
         }
-        "DEFER_IF_PERMIT" => Action::DeferIfPermit(text()),
-        "DEFER_IF_REJECT" => Action::DeferIfReject(text()),
+        "DEFER_IF_PERMIT" => {
+            let (dsn, text) = dsn_split(rest, "4.7.1");
+            Action::DeferIfPermit(dsn, text)
+        }
+        "DEFER_IF_REJECT" => {
+            let (dsn, text) = dsn_split(rest, "4.7.1");
+            Action::DeferIfReject(dsn, text)
+        }
         "WARN" => Action::Warn(rest.to_string()),
         "INFO" => Action::Info(rest.to_string()),
         "HOLD" => Action::Hold(text()),
@@ -295,6 +302,10 @@ mod tests {
                 dsn: "4.7.1".into(),
                 text: Some("shutting".into())
             }
+        );
+        assert_eq!(
+            a("DEFER_IF_PERMIT 4.2.0 Greylisted, see x"),
+            Action::DeferIfPermit("4.2.0".into(), Some("Greylisted, see x".into()))
         );
         assert_eq!(a("HOLD"), Action::Hold(None));
         assert_eq!(a("DISCARD spam"), Action::Discard(Some("spam".into())));

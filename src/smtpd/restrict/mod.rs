@@ -17,12 +17,14 @@
 
 pub mod access;
 pub mod dns;
+pub mod policy;
 pub mod word;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use self::access::Action;
@@ -103,6 +105,26 @@ pub struct Request<'a> {
     pub pipelined: bool,
     pub rewrite: &'a Rewrite,
     pub resolver: &'a Resolver,
+    /// What else a policy server is told.
+    pub details: Details<'a>,
+}
+
+/// The rest of what Postfix tells a policy server.
+#[derive(Clone, Debug, Default)]
+pub struct Details<'a> {
+    /// `SMTP` or `ESMTP`.
+    pub protocol: &'a str,
+    pub client_port: u16,
+    pub server_address: String,
+    pub server_port: u16,
+    pub queue_id: Option<&'a str>,
+    pub recipient_count: usize,
+    pub size: Option<u64>,
+    pub sasl_method: Option<&'a str>,
+    /// `TLSv1.3 with cipher X (256/256 bits)`.
+    pub tls: Option<&'a str>,
+    /// Names the transaction (for servers that count per message).
+    pub instance: String,
 }
 
 impl Request<'_> {
@@ -197,8 +219,32 @@ impl Restrictions {
     /// cannot be opened is a warning (requests that need it get 451 4.3.5).
     pub fn new(config: &Config, warnings: &mut Vec<String>) -> Result<Restrictions, String> {
         let classes_raw = &config.restriction_classes;
-        let list = |name: &str, words: &[String], warnings: &mut Vec<String>| {
-            word::parse_list(words, classes_raw, warnings).map_err(|e| format!("{name}: {e}"))
+        // One client (and its kept connections) per policy server.
+        let policy_settings = policy::Settings {
+            timeout: config.smtpd_policy_service_timeout,
+            max_idle: config.smtpd_policy_service_max_idle,
+            max_ttl: config.smtpd_policy_service_max_ttl,
+            try_limit: config.smtpd_policy_service_try_limit,
+            retry_delay: config.smtpd_policy_service_retry_delay,
+            request_limit: config.smtpd_policy_service_request_limit,
+            default_action: config.smtpd_policy_service_default_action.clone(),
+            policy_context: config.smtpd_policy_service_policy_context.clone(),
+        };
+        let policies = std::cell::RefCell::new(BTreeMap::<String, Arc<policy::Client>>::new());
+        let mut policy = |spec: &str| -> Result<Arc<policy::Client>, String> {
+            if let Some(client) = policies.borrow().get(spec) {
+                return Ok(client.clone());
+            }
+            let endpoint = policy::Endpoint::parse(spec, &config.queue_directory)?;
+            let client = Arc::new(policy::Client::new(spec, endpoint, policy_settings.clone()));
+            policies
+                .borrow_mut()
+                .insert(spec.to_string(), client.clone());
+            Ok(client)
+        };
+        let mut list = |name: &str, words: &[String], warnings: &mut Vec<String>| {
+            word::parse_list(words, classes_raw, warnings, &mut policy)
+                .map_err(|e| format!("{name}: {e}"))
         };
         let mut classes = BTreeMap::new();
         for (name, words) in classes_raw {
@@ -618,6 +664,12 @@ impl Restrictions {
                     _ => Decision::Dunno,
                 }
             }
+            Word::Policy(client) => {
+                let action = client.ask(&policy_request(r)).await;
+                let (name, class) = self.reply_name(list, r);
+                self.answer(&action, &client.spec, (&name, class), list, r, eval)
+                    .await
+            }
             Word::Class(name) => {
                 if eval.depth >= DEPTH_MAX {
                     return self.server_error(&format!(
@@ -872,22 +924,22 @@ impl Restrictions {
                     text.unwrap_or_else(|| "Access denied".into())
                 ),
             )),
-            Action::DeferIfPermit(text) => {
+            Action::DeferIfPermit(dsn, text) => {
                 let text = text.unwrap_or_else(|| "Access denied".into());
                 eval.defer_if_permit.get_or_insert_with(|| {
                     Reply::new(
                         s.access_map_defer_code,
-                        format!("4.7.1 <{name}>: {class} rejected: {text}"),
+                        format!("{} <{name}>: {class} rejected: {text}", fix_dsn(450, &dsn)),
                     )
                 });
                 Decision::Dunno
             }
-            Action::DeferIfReject(text) => {
+            Action::DeferIfReject(dsn, text) => {
                 let text = text.unwrap_or_else(|| "Access denied".into());
                 eval.defer_if_reject.get_or_insert_with(|| {
                     Reply::new(
                         s.access_map_defer_code,
-                        format!("4.7.1 <{name}>: {class} rejected: {text}"),
+                        format!("{} <{name}>: {class} rejected: {text}", fix_dsn(450, &dsn)),
                     )
                 });
                 Decision::Dunno
@@ -944,7 +996,9 @@ impl Restrictions {
                     .map(|k| (k.clone(), Vec::new()))
                     .collect();
                 let mut ignored = Vec::new();
-                let words = match word::parse_list(&items, &raw, &mut ignored) {
+                let mut no_policy =
+                    |_: &str| Err("check_policy_service in a table answer".to_string());
+                let words = match word::parse_list(&items, &raw, &mut ignored, &mut no_policy) {
                     Ok(words) if words.iter().all(|w| !matches!(w, Word::Access(..))) => words,
                     Ok(_) => {
                         return self.server_error(&format!(
@@ -1056,6 +1110,69 @@ impl Restrictions {
         let _ = eval;
         Decision::Refuse(Reply::new(reply_code, rest))
     }
+}
+
+/// What Postfix sends a policy server (SMTPD_POLICY_README).
+fn policy_request(r: &Request<'_>) -> Vec<(&'static str, String)> {
+    let d = &r.details;
+    let text = |v: Option<&str>| v.unwrap_or("").to_string();
+    let (tls_protocol, tls_cipher, tls_bits) = match d.tls {
+        Some(tls) => {
+            let protocol = tls.split(' ').next().unwrap_or("");
+            let cipher = tls
+                .split("with cipher ")
+                .nth(1)
+                .and_then(|c| c.split(' ').next())
+                .unwrap_or("");
+            let bits = tls
+                .rsplit_once('(')
+                .and_then(|(_, b)| b.split('/').next())
+                .unwrap_or("0");
+            (protocol.to_string(), cipher.to_string(), bits.to_string())
+        }
+        None => (String::new(), String::new(), "0".to_string()),
+    };
+    vec![
+        ("request", "smtpd_access_policy".into()),
+        ("protocol_state", r.stage.command().into()),
+        ("protocol_name", d.protocol.into()),
+        ("helo_name", text(r.helo)),
+        ("queue_id", text(d.queue_id)),
+        (
+            "sender",
+            r.sender.map(|a| a.to_string()).unwrap_or_default(),
+        ),
+        (
+            "recipient",
+            r.rcpt.map(|a| a.to_string()).unwrap_or_default(),
+        ),
+        ("recipient_count", d.recipient_count.to_string()),
+        ("client_address", r.client_addr.to_canonical().to_string()),
+        ("client_name", r.client_name.into()),
+        ("client_port", d.client_port.to_string()),
+        ("reverse_client_name", r.reverse_name.into()),
+        ("server_address", d.server_address.clone()),
+        ("server_port", d.server_port.to_string()),
+        ("instance", d.instance.clone()),
+        ("sasl_method", text(d.sasl_method)),
+        ("sasl_username", text(r.sasl_user)),
+        ("sasl_sender", String::new()),
+        ("size", d.size.unwrap_or(0).to_string()),
+        ("ccert_subject", String::new()),
+        ("ccert_issuer", String::new()),
+        ("ccert_fingerprint", String::new()),
+        ("ccert_pubkey_fingerprint", String::new()),
+        ("encryption_protocol", tls_protocol),
+        ("encryption_cipher", tls_cipher),
+        ("encryption_keysize", tls_bits),
+        ("etrn_domain", String::new()),
+        ("stress", String::new()),
+        ("compatibility_level", "3.6".into()),
+        (
+            "mail_version",
+            format!("postern {}", env!("CARGO_PKG_VERSION")),
+        ),
+    ]
 }
 
 /// The DSN's class follows the reply's code (a 4xx reply has a 4.x.y DSN).

@@ -72,6 +72,7 @@ fn outcome(
         pipelined: false,
         rewrite: &s.rewrite,
         resolver: &s.resolver,
+        details: Details::default(),
     };
     let mut effects = Effects::default();
     let mut notes = Vec::new();

@@ -93,6 +93,8 @@ pub enum Word {
     Allowlist(DnsList),
     /// A restriction class: its list, by name.
     Class(String),
+    /// `check_policy_service`.
+    Policy(Arc<super::policy::Client>),
 }
 
 /// An access table, or why it could not be opened (consulting it is then
@@ -109,6 +111,7 @@ pub fn parse_list(
     list: &[String],
     classes: &BTreeMap<String, Vec<String>>,
     warnings: &mut Vec<String>,
+    policy: &mut dyn FnMut(&str) -> Result<Arc<super::policy::Client>, String>,
 ) -> Result<Vec<Word>, String> {
     let mut out = Vec::new();
     let mut items = list.iter();
@@ -203,6 +206,10 @@ pub fn parse_list(
         match lower.as_str() {
             "permit_dnswl_client" => {
                 out.push(Word::Allowlist(dns_list(&argument("a DNS list domain")?)?));
+            }
+            "check_policy_service" => {
+                let spec = argument("a policy server (inet:host:port or unix:/path)")?;
+                out.push(Word::Policy(policy(&spec)?));
             }
             "sleep" => {
                 let seconds = argument("a number of seconds")?;
@@ -316,7 +323,9 @@ mod tests {
         let list = crate::config::values::list(text);
         let mut classes = BTreeMap::new();
         classes.insert("permissive".to_string(), vec!["permit".to_string()]);
-        parse_list(&list, &classes, &mut Vec::new())
+        parse_list(&list, &classes, &mut Vec::new(), &mut |_| {
+            Err("no policy servers here".into())
+        })
     }
 
     #[test]
@@ -354,6 +363,7 @@ mod tests {
             &["check_client_access".into(), "nis:mail.access".into()],
             &BTreeMap::new(),
             &mut warnings,
+            &mut |_| Err("none".into()),
         )
         .unwrap();
         assert!(matches!(&words[0], Word::Access(_, t) if t.maps.is_err()));
