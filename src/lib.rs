@@ -12,6 +12,7 @@
 //! Services behind the roles
 //! - [`admin`]      the HTTP service: /metrics, /healthz, /readyz, the queue API (reads what the roles publish)
 //! - [`control`]    the control socket behind `stop`, `status`, `reload` and the queue commands
+//! - [`milter`]     the Sendmail milter protocol, the MTA's side: events, verdicts, message edits
 //! - [`sasl`]       SMTP AUTH's back ends: Dovecot's auth protocol, a table of password hashes
 //! - [`showq`]      queue views shared by commands and metrics (mailq's listing, qshape's distribution)
 //!
@@ -46,6 +47,7 @@ pub mod dns;
 pub mod mail;
 pub mod maps;
 pub mod metrics;
+pub mod milter;
 pub mod pickup;
 pub mod proto;
 pub mod qmgr;

@@ -363,8 +363,25 @@ impl CleanupHandle {
 
     /// Ends the message and makes it durable; returns its queue ID.
     pub async fn commit(&self, message: CleanupMessage) -> Result<QueueId, CleanupError> {
-        let (envelope, finished, info, verdict) =
+        self.commit_edited(message, &[]).await
+    }
+
+    /// The same, with what milters changed applied first: header edits,
+    /// a new body, recipients added or removed, a new sender. The queue
+    /// file is written again for that.
+    pub async fn commit_edited(
+        &self,
+        message: CleanupMessage,
+        edits: &[crate::milter::Edit],
+    ) -> Result<QueueId, CleanupError> {
+        let (mut envelope, mut finished, info, verdict) =
             message.finish().await.map_err(CleanupError::Write)?;
+        if !edits.is_empty() && verdict.reject.is_none() && !verdict.discard {
+            finished = self
+                .apply_edits(&mut envelope, finished, edits)
+                .await
+                .map_err(CleanupError::Write)?;
+        }
         if let Some(text) = verdict.reject {
             return Err(CleanupError::Rejected(text));
         }
@@ -388,6 +405,82 @@ impl CleanupHandle {
             self.arrivals.announce(id.clone());
         }
         Ok(id)
+    }
+}
+
+impl CleanupHandle {
+    /// Writes the queue file again with milters' edits.
+    async fn apply_edits(
+        &self,
+        envelope: &mut Envelope,
+        finished: Finished,
+        edits: &[crate::milter::Edit],
+    ) -> std::io::Result<Finished> {
+        use crate::mail::Address;
+        use crate::milter::Edit;
+        let content = finished.content()?;
+        let split = content
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(content.len(), |i| i + 2);
+        let (header, body) = content.split_at(split);
+        let header_edits: Vec<Edit> = edits.iter().filter(|e| e.is_header()).cloned().collect();
+        let new_header = crate::milter::edit::apply_to_header(header, &header_edits);
+        let mut new_body: Option<Vec<u8>> = None;
+        let myorigin = self.config().myorigin.clone();
+        let address = |text: &str| {
+            let text = text.trim();
+            let inner = text.trim_start_matches('<').trim_end_matches('>');
+            Address::parse_mailbox(inner)
+                .ok()
+                .map(|a| a.qualified(&myorigin))
+        };
+        for edit in edits {
+            match edit {
+                Edit::ReplaceBody(piece) => new_body
+                    .get_or_insert_with(Vec::new)
+                    .extend_from_slice(piece),
+                Edit::AddRcpt(rcpt) => {
+                    if let Some(a) = address(rcpt) {
+                        envelope.recipients.push(Recipient {
+                            address: a,
+                            notify: None,
+                            orcpt: None,
+                        });
+                    }
+                }
+                Edit::DelRcpt(rcpt) => {
+                    if let Some(a) = address(rcpt) {
+                        let gone = a.to_string().to_ascii_lowercase();
+                        envelope
+                            .recipients
+                            .retain(|r| r.address.to_string().to_ascii_lowercase() != gone);
+                    }
+                }
+                Edit::ChangeFrom(from) => {
+                    let inner = from.trim().trim_start_matches('<').trim_end_matches('>');
+                    if inner.is_empty() {
+                        envelope.sender = Address::null();
+                    } else if let Some(a) = address(from) {
+                        envelope.sender = a;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let path = finished.path_with_suffix("edited");
+        let mut draft = crate::store::Draft::create(path, envelope).await?;
+        draft.write(&new_header).await?;
+        match &new_body {
+            // The blank line stays between the header and the new body.
+            Some(b) => {
+                draft.write(b"\r\n").await?;
+                draft.write(b).await?;
+            }
+            None => draft.write(body).await?,
+        }
+        drop(finished);
+        draft.finish().await
     }
 }
 

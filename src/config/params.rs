@@ -527,6 +527,42 @@ declare! {
         /// Where a domain also matches its subdomains; for access tables: smtpd_access_maps.
         parent_domain_matches_subdomains: Vec<String> = Text("debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps"), parse::list, "smtpd";
     }
+    "Milters" "Programs that inspect and change each message over the Sendmail milter\nprotocol (version 6): OpenDKIM, rspamd's proxy, OpenDMARC, ... Each list item\nis inet:host:port or unix:/path (relative: under queue_directory), or\n{ inet:host:port, connect_timeout=10s, command_timeout=10s,\ncontent_timeout=60s, default_action=accept } with settings of its own." {
+        /// Milters for mail received over SMTP.
+        smtpd_milters: Vec<String> = Text(""), parse::list, "smtpd";
+        /// Milters for mail submitted with the sendmail command: not implemented yet, refused when set.
+        /// Local submissions would pass unfiltered, so a value other than empty
+        /// stops postern at check and start.
+        non_smtpd_milters: Vec<String> = Text(""), parse::list, "pickup";
+        /// What a milter that cannot be had stands for: tempfail, accept, reject or quarantine.
+        milter_default_action: String = Text("tempfail"), parse::text, "smtpd pickup";
+        /// The milter protocol version offered (6).
+        milter_protocol: u32 = Text("6"), parse::number, "smtpd pickup";
+        /// How long connecting to a milter (and the negotiation) may take.
+        milter_connect_timeout: Duration = Text("30s"), parse::duration, "smtpd pickup";
+        /// How long a milter may take to answer a command.
+        milter_command_timeout: Duration = Text("30s"), parse::duration, "smtpd pickup";
+        /// How long a milter may take to answer message content and its end.
+        milter_content_timeout: Duration = Text("300s"), parse::duration, "smtpd pickup";
+        /// Macros sent with the connect event.
+        milter_connect_macros: Vec<String> = Text("j {daemon_name} {daemon_addr} v _"), parse::list, "smtpd pickup";
+        /// Macros sent with HELO.
+        milter_helo_macros: Vec<String> = Text("{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}"), parse::list, "smtpd pickup";
+        /// Macros sent with MAIL FROM.
+        milter_mail_macros: Vec<String> = Text("i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}"), parse::list, "smtpd pickup";
+        /// Macros sent with RCPT TO.
+        milter_rcpt_macros: Vec<String> = Text("i {rcpt_addr} {rcpt_host} {rcpt_mailer}"), parse::list, "smtpd pickup";
+        /// Macros sent with DATA.
+        milter_data_macros: Vec<String> = Text("i"), parse::list, "smtpd pickup";
+        /// Macros sent at the end of the headers.
+        milter_end_of_header_macros: Vec<String> = Text("i"), parse::list, "smtpd pickup";
+        /// Macros sent at the end of the message.
+        milter_end_of_data_macros: Vec<String> = Text("i"), parse::list, "smtpd pickup";
+        /// The {daemon_name} macro.
+        milter_macro_daemon_name: String = Text("$myhostname"), parse::text, "smtpd pickup";
+        /// The v macro.
+        milter_macro_v: String = Text("$mail_name"), parse::text, "smtpd pickup";
+    }
     "SMTP server limits" "" {
         /// Text after 220 in the SMTP greeting.
         smtpd_banner: String = Text("$myhostname ESMTP $mail_name"), parse::text, "smtpd";

@@ -171,8 +171,6 @@ const GROUPS: &[(&[&str], bool, &str)] = &[
     ),
     (
         &[
-            "smtpd_milters",
-            "non_smtpd_milters",
             "smtpd_milter_maps",
             "content_filter",
             "smtpd_proxy_filter",
@@ -418,7 +416,7 @@ mod tests {
         for (name, value) in [
             ("smtpd_tls_req_ccert", "yes"),
             ("relay_recipient_maps", "hash:/etc/postfix/relay_recipients"),
-            ("smtpd_milters", "inet:127.0.0.1:8891"),
+            ("milter_header_checks", "regexp:/etc/postfix/milter_header"),
             ("content_filter", "smtp:[127.0.0.1]:10024"),
             ("sender_dependent_relayhost_maps", "hash:/etc/postfix/relay"),
             ("smtp_tls_policy_maps", "hash:/etc/postfix/tls"),

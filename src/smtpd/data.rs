@@ -7,6 +7,7 @@ use super::restrict::{Effects, Stage};
 use super::session::{Flow, Session};
 use crate::cleanup::{CleanupMessage, Preset, Source};
 use crate::mail::Envelope;
+use crate::milter::{Edit, Feed, Verdict};
 use crate::proto::Reply;
 use crate::proto::data::{BareNewlineCheck, DataDecoder, DataProgress};
 
@@ -17,6 +18,8 @@ pub struct Bdat {
     check: BareNewlineCheck,
     size: u64,
     failure: Option<Reply>,
+    /// The content as milters see it.
+    feed: Feed,
 }
 
 /// How reading the content ended.
@@ -86,6 +89,9 @@ impl Session {
     /// restrictions asked for (hold, discard, redirect, ...).
     async fn open_message(&mut self) -> Result<CleanupMessage, Reply> {
         self.restrict(Stage::Data, None, None, None).await?;
+        if let Some(refusal) = self.milter_data().await {
+            return Err(refusal);
+        }
         let envelope = self
             .envelope()
             .ok_or_else(|| Reply::new(503, "5.5.1 Error: need RCPT command"))?;
@@ -102,9 +108,9 @@ impl Session {
         Ok(message)
     }
 
-    /// Commits the message and gives the final reply.
-    async fn commit(&mut self, message: CleanupMessage) -> Flow {
-        let result = self.cleanup.commit(message).await;
+    /// Commits the message (with what milters changed) and gives the final reply.
+    async fn commit(&mut self, message: CleanupMessage, edits: &[Edit]) -> Flow {
+        let result = self.cleanup.commit_edited(message, edits).await;
         self.txn = None;
         match result {
             Ok(id) => {
@@ -161,6 +167,7 @@ impl Session {
             return Flow::Close;
         }
         let limit = self.config.message_size_limit;
+        let mut feed = Feed::new(self.config.header_size_limit);
         let mut decoder = DataDecoder::default();
         let mut out = Vec::with_capacity(64 * 1024);
         let mut write_error = None;
@@ -185,6 +192,10 @@ impl Session {
             {
                 write_error = Some(e);
                 message = None;
+            }
+            if message.is_some() {
+                self.milter_content(&mut feed, &out, progress == DataProgress::End)
+                    .await;
             }
             match progress {
                 DataProgress::More => {}
@@ -248,12 +259,16 @@ impl Session {
                 .map(Logged),
             other => other.map(Unlogged),
         };
-        match (refusal, message) {
+        let (refusal, edits) = match refusal {
+            None if message.is_some() => self.milters_at_end().await,
+            other => (other, Vec::new()),
+        };
+        let flow = match (refusal, message) {
             (None, Some(mut message)) => {
                 // What the end-of-data lists asked for: only hold and discard
                 // still apply (the envelope is written).
                 message.preset(preset(self.take_effects()));
-                self.commit(message).await
+                self.commit(message, &edits).await
             }
             (Some(Logged(reply)), _) => {
                 self.txn = None;
@@ -267,6 +282,62 @@ impl Session {
                 self.log_reject("END-OF-MESSAGE", &reply, None);
                 self.txn = None;
                 self.reply(reply).await
+            }
+        };
+        self.milter_abort().await;
+        flow
+    }
+
+    /// The milters' end of message: a refusal (logged), or their changes;
+    /// a discard or a quarantine goes into the message's effects.
+    async fn milters_at_end(&mut self) -> (Option<Refusal>, Vec<Edit>) {
+        if self.milters.is_none() && !self.milter_discard_all {
+            return (None, Vec::new());
+        }
+        let (verdict, edits) = self.milter_end().await;
+        let mut effect = |hold: bool, reason: String| {
+            if let Some(txn) = self.txn.as_mut() {
+                if hold {
+                    txn.effects.hold = Some(reason);
+                } else {
+                    txn.effects.discard = Some(reason);
+                }
+            }
+        };
+        match verdict {
+            Verdict::Continue => (None, edits),
+            Verdict::Discard => {
+                effect(false, "milter".into());
+                self.log_action(
+                    "milter-discard",
+                    "END-OF-MESSAGE",
+                    "milter triggers DISCARD action",
+                    None,
+                    None,
+                );
+                (None, Vec::new())
+            }
+            Verdict::Quarantine(reason) => {
+                effect(true, reason);
+                self.log_action(
+                    "milter-hold",
+                    "END-OF-MESSAGE",
+                    "milter triggers HOLD action",
+                    None,
+                    None,
+                );
+                (None, edits)
+            }
+            Verdict::Reject(text) | Verdict::Tempfail(text) => {
+                let reply = super::milters::reply(&text);
+                self.log_action(
+                    "milter-reject",
+                    "END-OF-MESSAGE",
+                    &reply.to_string(),
+                    None,
+                    None,
+                );
+                (Some(Logged(reply)), Vec::new())
             }
         }
     }
@@ -290,6 +361,7 @@ impl Session {
                             message: Some(message),
                             check: BareNewlineCheck::default(),
                             size: 0,
+                            feed: Feed::new(self.config.header_size_limit),
                             failure: None,
                         });
                     }
@@ -300,6 +372,7 @@ impl Session {
                             message: None,
                             check: BareNewlineCheck::default(),
                             size: 0,
+                            feed: Feed::new(self.config.header_size_limit),
                             failure: Some(reply),
                         });
                     }
@@ -350,6 +423,9 @@ impl Session {
                 b.message = None;
                 b.failure.get_or_insert_with(|| Reply::new(code, text));
             }
+            if b.message.is_some() {
+                self.milter_content(&mut b.feed, &chunk, false).await;
+            }
         }
         if let Some(reply) = refusal {
             return self.reply(reply).await;
@@ -376,7 +452,11 @@ impl Session {
         if let Some(failure) = b.failure.take() {
             self.log_reject("END-OF-MESSAGE", &failure, None);
             self.txn = None;
+            self.milter_abort().await;
             return self.reply(failure).await;
+        }
+        if b.message.is_some() {
+            self.milter_content(&mut b.feed, &[], true).await;
         }
         self.finish_content(b.message.take(), b.size, b.check.saw_nul, None)
             .await

@@ -29,6 +29,9 @@ impl Session {
         {
             return self.reply(reply).await;
         }
+        if let Some(reply) = self.milter_helo(name).await {
+            return self.reply(reply).await;
+        }
         self.txn = None;
         self.esmtp = extended;
         self.client.helo = Some(name.to_string());

@@ -99,6 +99,19 @@ impl Session {
             bdat: None,
             effects: std::mem::take(&mut self.early_effects),
         });
+        let mut args = vec![format!(
+            "<{}>",
+            self.txn
+                .as_ref()
+                .map(|t| t.sender.to_string())
+                .unwrap_or_default()
+        )];
+        args.extend(rest.split_whitespace().map(str::to_string));
+        if let Some(refusal) = self.milter_mail(args).await {
+            self.txn = None;
+            self.milter_abort().await;
+            return self.reply(refusal).await;
+        }
         self.reply(Reply::new(250, "2.1.0 Ok")).await
     }
 }

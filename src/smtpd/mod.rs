@@ -40,6 +40,7 @@ pub mod checks;
 mod data;
 mod ehlo;
 mod mail;
+mod milters;
 mod peername;
 mod proxy;
 mod rcpt;

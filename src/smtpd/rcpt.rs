@@ -86,6 +86,9 @@ impl Session {
             self.log_reject("RCPT", &reply, Some(&address.to_string()));
             return self.reply(reply).await;
         }
+        if let Some(refusal) = self.milter_rcpt(&address).await {
+            return self.reply(refusal).await;
+        }
         let Some(txn) = self.txn.as_mut() else {
             return Flow::Continue;
         };

@@ -31,6 +31,8 @@ pub struct Service {
     pub proxy: bool,
     /// Where client names and the DNS restrictions are looked up.
     pub resolver: Arc<Resolver>,
+    /// `smtpd_milters`.
+    pub milters: Option<Arc<crate::milter::Milters>>,
 }
 
 impl Service {
@@ -115,6 +117,12 @@ impl Service {
             }
         };
         let resolver = Arc::new(Resolver::new(&config.dns_servers));
+        let milters = crate::milter::Milters::from_config(&config, false)
+            .map_err(|e| format!("{name}: {e}"))?
+            .map(Arc::new);
+        if !config.non_smtpd_milters.is_empty() {
+            return Err("non_smtpd_milters: not implemented yet: mail from the sendmail command would pass unfiltered".into());
+        }
         Ok(Service {
             name: name.to_string(),
             config,
@@ -125,6 +133,7 @@ impl Service {
             sasl,
             proxy,
             resolver,
+            milters,
         })
     }
 }

@@ -89,6 +89,14 @@ pub struct Session {
     /// The client sent a command before our reply to the one before, not
     /// having been told of PIPELINING (for reject_unauth_pipelining).
     pub ill_pipelining: bool,
+    /// The service's milters, in this session.
+    pub milters: Option<crate::milter::Session>,
+    /// A milter refused the client at connect: MAIL FROM gets this.
+    pub milter_refusal: Option<Reply>,
+    /// A milter discarded the session at connect: every message is dropped.
+    pub milter_discard_all: bool,
+    /// What a milter decided during the content, for the end of the message.
+    pub milter_early: Option<crate::milter::Verdict>,
     pub esmtp: bool,
     pub txn: Option<Transaction>,
     errors: u32,
@@ -151,6 +159,10 @@ pub async fn run<S: Stream + 'static>(
         early_effects: Default::default(),
         access_denied: false,
         ill_pipelining: false,
+        milters: None,
+        milter_refusal: None,
+        milter_discard_all: false,
+        milter_early: None,
         esmtp: false,
         txn: None,
         errors: 0,
@@ -179,6 +191,14 @@ impl Session {
         if !self.greet().await {
             return;
         }
+        self.milter_connect().await;
+        self.command_loop().await;
+        if let Some(milters) = self.milters.as_mut() {
+            milters.quit().await;
+        }
+    }
+
+    async fn command_loop(&mut self) {
         let mut line = Vec::with_capacity(512);
         loop {
             if *self.stop.borrow() {
@@ -304,7 +324,9 @@ impl Session {
             Command::Data => self.data().await,
             Command::Bdat { size, last } => self.bdat(size, last).await,
             Command::Rset => {
-                self.txn = None;
+                if self.txn.take().is_some() {
+                    self.milter_abort().await;
+                }
                 self.reply(Reply::new(250, "2.0.0 Ok")).await
             }
             Command::Noop => self.reply(Reply::new(250, "2.0.0 Ok")).await,

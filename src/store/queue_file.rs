@@ -220,6 +220,36 @@ impl Finished {
         }
     }
 
+    /// The message content as written (without the envelope and trailer),
+    /// read whole: for changes made after the end of the message
+    /// (milters), bounded by the message size limit.
+    pub fn content(&self) -> io::Result<Vec<u8>> {
+        let whole = match &self.bytes {
+            Some(bytes) => bytes.clone(),
+            None => std::fs::read(&self.path)?,
+        };
+        let after_magic = whole
+            .get(MAGIC.len()..)
+            .ok_or_else(|| io::Error::other("short queue file"))?;
+        let envelope_end = after_magic
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| io::Error::other("no envelope line"))?;
+        let start = MAGIC.len() + envelope_end + 1;
+        let end = start + usize::try_from(self.content_len).map_err(io::Error::other)?;
+        whole
+            .get(start..end)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| io::Error::other("short queue file"))
+    }
+
+    /// A path beside this file's, for a file that replaces it.
+    pub fn path_with_suffix(&self, suffix: &str) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".{suffix}"));
+        PathBuf::from(name)
+    }
+
     /// Marks the file as taken over (renamed into the spool).
     pub(super) fn disarm(&mut self) {
         self.path = PathBuf::new();

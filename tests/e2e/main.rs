@@ -18,6 +18,7 @@ mod local;
 mod logs;
 mod logtools;
 mod metrics;
+mod milter;
 mod mx;
 mod policy;
 mod proxy;
