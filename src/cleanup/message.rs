@@ -46,6 +46,7 @@ pub struct CleanupMessage {
     /// Body bytes still to inspect, and a partial line carried over.
     body_left: usize,
     body_line: Vec<u8>,
+    overrides: Overrides,
 }
 
 /// What smtpd's restrictions asked to be done with a message (access
@@ -59,6 +60,26 @@ pub struct Preset {
     pub bcc: Vec<String>,
     /// Headers put above the Received: header.
     pub prepend: Vec<String>,
+}
+
+/// What a receiving service turns off for its mail
+/// (`receive_override_options`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `no_address_mappings`: no canonical, masquerading or virtual alias mapping.
+    pub no_address_mappings: bool,
+    /// `no_header_body_checks`.
+    pub no_header_body_checks: bool,
+}
+
+impl Overrides {
+    /// From `receive_override_options`' words.
+    pub fn from_words(words: &[String]) -> Overrides {
+        Overrides {
+            no_address_mappings: words.iter().any(|w| w == "no_address_mappings"),
+            no_header_body_checks: words.iter().any(|w| w == "no_header_body_checks"),
+        }
+    }
 }
 
 /// Where the header section ended inside the buffered bytes.
@@ -110,8 +131,9 @@ impl CleanupMessage {
         tmp_path: PathBuf,
         additions: Additions,
         log: LogContext,
+        overrides: Overrides,
     ) -> CleanupMessage {
-        let body_left = if config.checks.body.is_empty() {
+        let body_left = if config.checks.body.is_empty() || overrides.no_header_body_checks {
             0
         } else {
             config.body_checks_size_limit
@@ -129,6 +151,7 @@ impl CleanupMessage {
             log,
             body_left,
             body_line: Vec::new(),
+            overrides,
         }
     }
 
@@ -227,7 +250,7 @@ impl CleanupMessage {
     fn filter_header(&mut self, header: &[u8]) -> Option<Vec<u8>> {
         let config = self.config.clone();
         let mut prepend = None;
-        if !config.checks.header.is_empty() {
+        if !config.checks.header.is_empty() && !self.overrides.no_header_body_checks {
             let text = String::from_utf8_lossy(header);
             let text = text.trim_end_matches(['\r', '\n']).replace("\r\n", "\n");
             match config
@@ -242,7 +265,7 @@ impl CleanupMessage {
         }
         let rewritten = headers::field_name(header)
             .and_then(address_role)
-            .filter(|_| config.addresses.rewrites_headers())
+            .filter(|_| config.addresses.rewrites_headers() && !self.overrides.no_address_mappings)
             .and_then(|role| {
                 let text = String::from_utf8_lossy(header);
                 let colon = text.find(':')?;

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
 
-pub use message::{CleanupMessage, Preset};
+pub use message::{CleanupMessage, Overrides, Preset};
 
 use crate::config::Config;
 use crate::mail::{Envelope, QueueId, Recipient};
@@ -112,11 +112,12 @@ pub struct CleanupConfig {
     pub mail_name: String,
     pub header_size_limit: usize,
     pub body_checks_size_limit: usize,
-    /// Name the client's TLS in `Received:`.
     /// trivial-rewrite, shared with smtpd's recipient checks.
     pub rewrite: Arc<Rewrite>,
     pub addresses: address::AddressRewriter,
     pub checks: checks::Checks,
+    /// `content_filter` for local submissions (smtpd's services set their own).
+    pub content_filter: Option<String>,
 }
 
 impl CleanupConfig {
@@ -135,6 +136,8 @@ impl CleanupConfig {
                 header: crate::maps::open_list(&config.header_checks)?,
                 body: crate::maps::open_list(&config.body_checks)?,
             },
+            content_filter: (!config.content_filter.is_empty())
+                .then(|| config.content_filter.clone()),
         })
     }
 }
@@ -239,22 +242,40 @@ impl CleanupHandle {
     /// Starts a message: canonicalizes the envelope and creates its queue file.
     pub async fn open(
         &self,
-        mut envelope: Envelope,
+        envelope: Envelope,
         source: Source,
     ) -> Result<CleanupMessage, CleanupError> {
+        self.open_with(envelope, source, Overrides::default()).await
+    }
+
+    /// The same, with what the receiving service turns off.
+    pub async fn open_with(
+        &self,
+        mut envelope: Envelope,
+        source: Source,
+        overrides: Overrides,
+    ) -> Result<CleanupMessage, CleanupError> {
         let c = self.config();
-        envelope.sender = c.addresses.address(
-            &envelope.sender.qualified(&c.myorigin),
-            address::Role::EnvelopeSender,
-        );
+        let qualified = envelope.sender.qualified(&c.myorigin);
+        envelope.sender = if overrides.no_address_mappings {
+            qualified
+        } else {
+            c.addresses
+                .address(&qualified, address::Role::EnvelopeSender)
+        };
         let mut seen = HashSet::new();
         let mut recipients = Vec::with_capacity(envelope.recipients.len());
         for r in std::mem::take(&mut envelope.recipients) {
             let original = r.address.qualified(&c.myorigin);
-            let canonical = c
-                .addresses
-                .address(&original, address::Role::EnvelopeRecipient);
-            for address in c.addresses.virtual_alias(&canonical)? {
+            let mapped = if overrides.no_address_mappings {
+                vec![original.clone()]
+            } else {
+                let canonical = c
+                    .addresses
+                    .address(&original, address::Role::EnvelopeRecipient);
+                c.addresses.virtual_alias(&canonical)?
+            };
+            for address in mapped {
                 if !seen.insert(address.to_string().to_ascii_lowercase()) {
                     continue;
                 }
@@ -338,7 +359,9 @@ impl CleanupHandle {
             helo: client.helo.clone().unwrap_or_default(),
         };
         let tmp_path = self.store.tmp_path(&id);
-        Ok(CleanupMessage::new(envelope, c, tmp_path, additions, log))
+        Ok(CleanupMessage::new(
+            envelope, c, tmp_path, additions, log, overrides,
+        ))
     }
 
     /// The configuration in force.

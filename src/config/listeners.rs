@@ -118,5 +118,39 @@ pub fn listeners(
         let config = with_own(settings, &own, &origin)?;
         add(name, addrs.clone(), config);
     }
+    // [services.NAME] with type = "smtpd": a listener of the user's own.
+    for (name, attrs) in &settings.services {
+        if super::services::LISTENERS.contains(&name.as_str())
+            || !super::services::is_listener(name, attrs)
+        {
+            continue;
+        }
+        let origin = format!("[services.{name}]");
+        let listen = attrs
+            .get("listen")
+            .map(|v| v.join(", "))
+            .unwrap_or_default();
+        let addrs: Vec<SocketAddr> = super::values::list(&listen)
+            .iter()
+            .map(|a| super::values::listen_address(a))
+            .collect::<Result<_, _>>()
+            .map_err(|message| ConfigError::Value {
+                name: format!("services.{name}.listen"),
+                message,
+            })?;
+        if addrs.is_empty() {
+            return Err(ConfigError::Value {
+                name: format!("services.{name}"),
+                message: "an smtpd service needs listen = \"host:port\"".into(),
+            });
+        }
+        let own: Vec<(String, String)> = attrs
+            .iter()
+            .filter(|(attr, _)| *attr != "type" && *attr != "listen")
+            .map(|(attr, values)| (attr.clone(), values.join(", ")))
+            .collect();
+        let config = with_own(settings, &own, &origin)?;
+        add(name, addrs, config);
+    }
     Ok(out)
 }

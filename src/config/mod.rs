@@ -287,13 +287,13 @@ mod tests {
         // A setting postern must not ignore stops it, naming the setting.
         std::fs::write(
             dir.path().join(MAIN_CF),
-            "content_filter = smtp:[127.0.0.1]:10024\n",
+            "smtpd_proxy_filter = 127.0.0.1:10024\n",
         )
         .unwrap();
         let s = Settings::load_from(dir.path(), &[]).unwrap();
         let err = Config::from_settings(&s).unwrap_err().to_string();
         assert!(
-            err.contains("main.cf, line 1: content_filter = smtp:[127.0.0.1]:10024: content filters"),
+            err.contains("main.cf, line 1: smtpd_proxy_filter = 127.0.0.1:10024: content filters"),
             "{err}"
         );
         // A postern.toml wins over main.cf.

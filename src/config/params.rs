@@ -563,6 +563,15 @@ declare! {
         /// The v macro.
         milter_macro_v: String = Text("$mail_name"), parse::text, "smtpd pickup";
     }
+    "After-queue content filter" "As in Postfix's FILTER_README: mail is queued, then sent to the filter\n(for instance smtp:[127.0.0.1]:10024); the filter gives it back on a listener\nof its own that does not filter again: a [services.reinject] table with\ntype \"smtpd\", listen \"127.0.0.1:10025\", an empty content_filter, and\nreceive_override_options of no_unknown_recipient_checks,\nno_header_body_checks and no_milters." {
+        /// Where every message received goes before delivery (transport:nexthop); empty is none.
+        /// Set for one smtpd service in its [services.NAME] table (empty on the
+        /// re-injection listener).
+        content_filter: String = Text(""), parse::text, "smtpd cleanup";
+        /// What is not done for mail received by a service: no_unknown_recipient_checks,
+        /// no_address_mappings, no_header_body_checks, no_milters.
+        receive_override_options: Vec<String> = Text(""), parse::receive_overrides, "smtpd cleanup";
+    }
     "SMTP server limits" "" {
         /// Text after 220 in the SMTP greeting.
         smtpd_banner: String = Text("$myhostname ESMTP $mail_name"), parse::text, "smtpd";

@@ -30,6 +30,24 @@ pub fn raw(s: &Settings, name: &str) -> Result<String, ConfigError> {
     Ok(s.raw(name).unwrap_or("").trim().to_string())
 }
 
+/// `receive_override_options`: Postfix's words, checked.
+pub fn receive_overrides(s: &Settings, name: &str) -> Result<Vec<String>, ConfigError> {
+    let words = lower_list(s, name)?;
+    const KNOWN: &[&str] = &[
+        "no_unknown_recipient_checks",
+        "no_address_mappings",
+        "no_header_body_checks",
+        "no_milters",
+    ];
+    if let Some(bad) = words.iter().find(|w| !KNOWN.contains(&w.as_str())) {
+        return Err(ConfigError::Value {
+            name: name.to_string(),
+            message: format!("unknown option {bad:?} (known: {})", KNOWN.join(", ")),
+        });
+    }
+    Ok(words)
+}
+
 /// A list (commas or white space).
 pub fn list(s: &Settings, name: &str) -> Result<Vec<String>, ConfigError> {
     value(s, name, |v| Ok(values::list(v)))

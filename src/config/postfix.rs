@@ -172,9 +172,7 @@ const GROUPS: &[(&[&str], bool, &str)] = &[
     (
         &[
             "smtpd_milter_maps",
-            "content_filter",
             "smtpd_proxy_filter",
-            "receive_override_options",
             "mime_header_checks",
             "nested_header_checks",
             "milter_header_checks",
@@ -417,7 +415,7 @@ mod tests {
             ("smtpd_tls_req_ccert", "yes"),
             ("relay_recipient_maps", "hash:/etc/postfix/relay_recipients"),
             ("milter_header_checks", "regexp:/etc/postfix/milter_header"),
-            ("content_filter", "smtp:[127.0.0.1]:10024"),
+            ("smtpd_proxy_filter", "127.0.0.1:10024"),
             ("sender_dependent_relayhost_maps", "hash:/etc/postfix/relay"),
             ("smtp_tls_policy_maps", "hash:/etc/postfix/tls"),
             ("smtp_tls_protocols", "!TLSv1.2"),

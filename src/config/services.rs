@@ -146,11 +146,21 @@ pub fn from_env(services: &mut RawServices, path: &str, value: &str) -> Result<(
 /// hold parameter settings for that listener alone (master.cf's `-o`).
 pub const LISTENERS: &[&str] = &["submission", "smtps"];
 
+/// Whether a `[services.NAME]` table is an smtpd listener: submission,
+/// smtps, or one with `type = "smtpd"` (and `listen`, and parameters of
+/// its own), such as a content filter's re-injection port.
+pub fn is_listener(name: &str, attrs: &BTreeMap<String, Vec<String>>) -> bool {
+    LISTENERS.contains(&name)
+        || attrs
+            .get("type")
+            .is_some_and(|t| t.first().is_some_and(|t| t == "smtpd"))
+}
+
 /// Checks and types every transport service.
 pub fn parse(raw: &RawServices) -> Result<BTreeMap<String, Service>, ConfigError> {
     let mut out = BTreeMap::new();
     for (name, attrs) in raw {
-        if LISTENERS.contains(&name.as_str()) {
+        if is_listener(name, attrs) {
             continue;
         }
         let bad = |message: String| ConfigError::Value {

@@ -102,7 +102,8 @@ async fn take_one(deps: &PickupDeps, name: &str) -> Result<(), String> {
     // locally, and cannot route around the tables (filter).
     // SAFETY: geteuid has no preconditions.
     let own = uid == unsafe { libc::geteuid() };
-    envelope.filter = None;
+    // The file's own word on routing is not taken; content_filter is.
+    envelope.filter = deps.cleanup.config().content_filter.clone();
     if !own {
         envelope.client = crate::mail::ClientInfo::local(Some(uid));
     }

@@ -5,7 +5,7 @@ use tokio::io::AsyncBufReadExt;
 
 use super::restrict::{Effects, Stage};
 use super::session::{Flow, Session};
-use crate::cleanup::{CleanupMessage, Preset, Source};
+use crate::cleanup::{CleanupMessage, Overrides, Preset, Source};
 use crate::mail::Envelope;
 use crate::milter::{Edit, Feed, Verdict};
 use crate::proto::Reply;
@@ -70,7 +70,9 @@ impl Session {
             envid: txn.params.envid.clone(),
             smtputf8: txn.params.smtputf8,
             client: self.client.clone(),
-            filter: None,
+            // content_filter: the message goes through the filter first.
+            filter: (!self.config.content_filter.is_empty())
+                .then(|| self.config.content_filter.clone()),
         })
     }
 
@@ -95,9 +97,10 @@ impl Session {
         let envelope = self
             .envelope()
             .ok_or_else(|| Reply::new(503, "5.5.1 Error: need RCPT command"))?;
+        let overrides = Overrides::from_words(&self.config.receive_override_options);
         let mut message = self
             .cleanup
-            .open(envelope, Source::Smtp)
+            .open_with(envelope, Source::Smtp, overrides)
             .await
             .map_err(|e| {
                 tracing::warn!("{}: {e}", self.client_log);

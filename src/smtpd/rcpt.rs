@@ -79,7 +79,12 @@ impl Session {
         {
             checked = unlisted(sender, "Sender");
         }
-        if checked.is_ok() && self.config.smtpd_reject_unlisted_recipient {
+        let no_checks = self
+            .config
+            .receive_override_options
+            .iter()
+            .any(|o| o == "no_unknown_recipient_checks");
+        if checked.is_ok() && self.config.smtpd_reject_unlisted_recipient && !no_checks {
             checked = unlisted(&address, "Recipient");
         }
         if let Err(reply) = checked {

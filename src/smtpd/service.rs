@@ -119,7 +119,13 @@ impl Service {
         let resolver = Arc::new(Resolver::new(&config.dns_servers));
         let milters = crate::milter::Milters::from_config(&config, false)
             .map_err(|e| format!("{name}: {e}"))?
-            .map(Arc::new);
+            .map(Arc::new)
+            .filter(|_| {
+                !config
+                    .receive_override_options
+                    .iter()
+                    .any(|o| o == "no_milters")
+            });
         if !config.non_smtpd_milters.is_empty() {
             return Err("non_smtpd_milters: not implemented yet: mail from the sendmail command would pass unfiltered".into());
         }

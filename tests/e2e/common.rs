@@ -625,3 +625,29 @@ pub fn ids(queue: &[serde_json::Value]) -> Vec<String> {
         .map(|m| m["queue_id"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A peer process, killed when the test ends.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something listens on 127.0.0.1:`port`.
+pub fn listening(port: u16) {
+    wait_for("the peer to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+}

@@ -11,6 +11,7 @@ mod auth;
 mod client_names;
 mod clients;
 mod config;
+mod content_filter;
 mod delivery;
 mod dropin;
 mod from_postfix;

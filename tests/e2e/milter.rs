@@ -2,32 +2,9 @@
 //! takes every action a milter may take, OpenDKIM signing and verifying,
 //! and milters that are down, slow or mad.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::common::{Postern, Smtp, queued_id, wait_for};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn listening(port: u16) {
-    wait_for("the milter to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-}
+use crate::common::{Postern, Process, Smtp, free_port, listening, queued_id};
 
 /// The test milter on a port of its own.
 fn test_milter() -> (Process, u16) {

@@ -6,34 +6,11 @@
 //! the default action.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{Postern, Smtp, wait_for};
+use crate::common::{Postern, Process, Smtp, free_port, listening, wait_for};
 use crate::dns::Dnsmasq;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn listening(port: u16) {
-    wait_for("the policy server to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-}
 
 /// A session for a client at `ip`, as a load balancer passes it on.
 fn from(p: &Postern, ip: &str) -> Smtp {
@@ -54,7 +31,7 @@ fn postgrey_greylists_then_accepts() {
         .arg(&db)
         .status();
     let port = free_port();
-    let _postgrey = Server(
+    let _postgrey = Process(
         Command::new("postgrey")
             .arg(format!("--inet=127.0.0.1:{port}"))
             .arg(format!("--dbdir={}", db.display()))
@@ -127,7 +104,7 @@ fn policyd_spf_checks_the_sender() {
         resolv.display(),
         conf.display()
     );
-    let _spf = Server(
+    let _spf = Process(
         Command::new("unshare")
             .args(["-m", "sh", "-c", &script])
             .stdout(Stdio::null())
