@@ -118,6 +118,11 @@ pub struct CleanupConfig {
     pub checks: checks::Checks,
     /// `content_filter` for local submissions (smtpd's services set their own).
     pub content_filter: Option<String>,
+    /// `non_smtpd_milters`, for local submissions.
+    pub milters: Option<Arc<crate::milter::Milters>>,
+    /// The names a milter's macros give for local mail.
+    pub milter_daemon_name: String,
+    pub milter_v: String,
 }
 
 impl CleanupConfig {
@@ -138,6 +143,11 @@ impl CleanupConfig {
             },
             content_filter: (!config.content_filter.is_empty())
                 .then(|| config.content_filter.clone()),
+            milters: crate::milter::Milters::from_config(config, true)
+                .map_err(|e| MapError::Syntax("non_smtpd_milters".into(), e))?
+                .map(Arc::new),
+            milter_daemon_name: config.milter_macro_daemon_name.clone(),
+            milter_v: config.milter_macro_v.clone(),
         })
     }
 }

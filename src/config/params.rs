@@ -530,10 +530,10 @@ declare! {
     "Milters" "Programs that inspect and change each message over the Sendmail milter\nprotocol (version 6): OpenDKIM, rspamd's proxy, OpenDMARC, ... Each list item\nis inet:host:port or unix:/path (relative: under queue_directory), or\n{ inet:host:port, connect_timeout=10s, command_timeout=10s,\ncontent_timeout=60s, default_action=accept } with settings of its own." {
         /// Milters for mail received over SMTP.
         smtpd_milters: Vec<String> = Text(""), parse::list, "smtpd";
-        /// Milters for mail submitted with the sendmail command: not implemented yet, refused when set.
-        /// Local submissions would pass unfiltered, so a value other than empty
-        /// stops postern at check and start.
-        non_smtpd_milters: Vec<String> = Text(""), parse::list, "pickup";
+        /// Milters for mail submitted with the sendmail command (through pickup).
+        /// A milter's refusal bounces the message to its sender; a temporary one
+        /// leaves it in the maildrop for the next pickup.
+        non_smtpd_milters: Vec<String> = Text(""), parse::list, "pickup cleanup";
         /// What a milter that cannot be had stands for: tempfail, accept, reject or quarantine.
         milter_default_action: String = Text("tempfail"), parse::text, "smtpd pickup";
         /// The milter protocol version offered (6).

@@ -825,6 +825,57 @@ fn headers(block: &[u8]) -> Vec<Part> {
     out.into_iter().map(|(n, v)| Part::Header(n, v)).collect()
 }
 
+impl Session {
+    /// A whole message at once (a local submission): connect and HELO as
+    /// `localhost`, the envelope, the content, the end. What the milters
+    /// decided, and their changes.
+    pub async fn whole_message(
+        &mut self,
+        sender: &str,
+        recipients: &[String],
+        content: &[u8],
+        header_limit: usize,
+        macros: MacroValue<'_>,
+    ) -> (Verdict, Vec<Edit>) {
+        let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+        for verdict in [
+            self.connect("localhost", localhost, 0, macros).await,
+            self.helo("localhost", macros).await,
+            self.mail(vec![format!("<{sender}>")], macros).await,
+        ] {
+            if verdict.is_final() {
+                return (verdict, Vec::new());
+            }
+        }
+        for rcpt in recipients {
+            let verdict = self.rcpt(vec![format!("<{rcpt}>")], macros).await;
+            if verdict.is_final() {
+                return (verdict, Vec::new());
+            }
+        }
+        let verdict = self.data(macros).await;
+        if verdict.is_final() {
+            return (verdict, Vec::new());
+        }
+        let mut feed = Feed::new(header_limit);
+        let mut parts = feed.feed(content);
+        parts.extend(feed.finish());
+        for part in parts {
+            let verdict = match part {
+                Part::Header(name, value) => self.header(&name, &value, macros).await,
+                Part::EndOfHeaders => self.end_of_headers(macros).await,
+                Part::Body(chunk) => self.body(&chunk, macros).await,
+            };
+            if verdict.is_final() {
+                return (verdict, Vec::new());
+            }
+        }
+        let result = self.end_of_message(macros).await;
+        self.quit().await;
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

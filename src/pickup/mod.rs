@@ -32,6 +32,8 @@ pub struct PickupDeps {
     pub cleanup: CleanupHandle,
     /// Poked when the sendmail command has left a file.
     pub poke: Arc<Notify>,
+    /// For returning what a milter refuses.
+    pub bounce: crate::bounce::BounceConfig,
 }
 
 /// Serves until `stop` turns true.
@@ -111,17 +113,131 @@ async fn take_one(deps: &PickupDeps, name: &str) -> Result<(), String> {
     let id = envelope.queue_id.clone();
     let sender = envelope.sender.clone();
     let user = envelope.client.uid.unwrap_or(uid);
+    let (hold, edits) = match milters(deps, &envelope, &content, &path).await? {
+        Some(passed) => passed,
+        // Refused, dropped, or to be tried again: said and done.
+        None => return Ok(()),
+    };
     let mut message = deps
         .cleanup
         .open(envelope, Source::Local)
         .await
         .map_err(|e| e.to_string())?;
     message.write(&content).await.map_err(|e| e.to_string())?;
+    if hold {
+        message.preset(crate::cleanup::Preset {
+            hold: true,
+            ..Default::default()
+        });
+    }
     tracing::info!("{id}: uid={user} from=<{sender}>");
     deps.cleanup
-        .commit(message)
+        .commit_edited(message, &edits)
         .await
         .map_err(|e| e.to_string())?;
     std::fs::remove_file(&path).map_err(|e| format!("removing the maildrop file: {e}"))?;
     Ok(())
+}
+
+/// `non_smtpd_milters` on a local submission: whether it is held and the
+/// milters' changes, or `None` when they refused it (returned to the
+/// sender), dropped it, or want it again later (left in the maildrop).
+async fn milters(
+    deps: &PickupDeps,
+    envelope: &crate::mail::Envelope,
+    content: &[u8],
+    path: &std::path::Path,
+) -> Result<Option<(bool, Vec<crate::milter::Edit>)>, String> {
+    use crate::milter::Verdict;
+    let config = deps.cleanup.config();
+    let Some(milters) = config.milters.clone() else {
+        return Ok(Some((false, Vec::new())));
+    };
+    let id = envelope.queue_id.to_string();
+    let sender = envelope.sender.to_string();
+    let recipients: Vec<String> = envelope
+        .recipients
+        .iter()
+        .map(|r| r.address.to_string())
+        .collect();
+    let values = |name: &str| -> Option<String> {
+        Some(match name {
+            "i" => id.clone(),
+            "j" => config.myhostname.clone(),
+            "daemon_name" => config.milter_daemon_name.clone(),
+            "v" => config.milter_v.clone(),
+            "_" => "localhost [127.0.0.1]".into(),
+            "mail_addr" => sender.clone(),
+            _ => return None,
+        })
+    };
+    let mut session = crate::milter::Session::open(&milters).await;
+    let (verdict, edits) = session
+        .whole_message(
+            &sender,
+            &recipients,
+            content,
+            config.header_size_limit,
+            &values,
+        )
+        .await;
+    let said = |action: &str, text: &str| {
+        tracing::info!(
+            "{id}: {action}: END-OF-MESSAGE from localhost[127.0.0.1]: {text}; from=<{sender}> to=<{}> proto=local",
+            recipients.first().map(String::as_str).unwrap_or("")
+        );
+    };
+    match verdict {
+        Verdict::Continue => Ok(Some((false, edits))),
+        Verdict::Quarantine(_) => {
+            said("milter-hold", "milter triggers HOLD action");
+            Ok(Some((true, edits)))
+        }
+        Verdict::Discard => {
+            said("milter-discard", "milter triggers DISCARD action");
+            std::fs::remove_file(path).map_err(|e| format!("removing the maildrop file: {e}"))?;
+            Ok(None)
+        }
+        Verdict::Tempfail(text) => {
+            tracing::warn!(
+                "{id}: milter said {text}; the submission stays in the maildrop for the next pickup"
+            );
+            Ok(None)
+        }
+        Verdict::Reject(text) => {
+            said("milter-reject", &text);
+            let (code, rest) = text.split_at(text.len().min(3));
+            let rest = rest.trim_start();
+            let status = rest
+                .split(' ')
+                .next()
+                .filter(|s| s.matches('.').count() == 2)
+                .unwrap_or("5.7.1");
+            let failed = envelope
+                .recipients
+                .iter()
+                .map(|r| crate::bounce::Failed {
+                    recipient: r.clone(),
+                    dsn: crate::store::DsnRecord {
+                        status: status.to_string(),
+                        diagnostic: format!("{code} {rest}"),
+                        remote_mta: None,
+                    },
+                    relayed: false,
+                })
+                .collect();
+            crate::bounce::notify(
+                &deps.bounce,
+                crate::bounce::Kind::Failure,
+                &deps.cleanup,
+                envelope,
+                path.to_path_buf(),
+                failed,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            std::fs::remove_file(path).map_err(|e| format!("removing the maildrop file: {e}"))?;
+            Ok(None)
+        }
+    }
 }

@@ -264,6 +264,7 @@ async fn run_tree(
         queue_directory: config.queue_directory.clone(),
         cleanup: cleanup.clone(),
         poke: poke.clone(),
+        bounce: crate::bounce::BounceConfig::from_config(&config),
     };
 
     let smtpd: Vec<listeners::Running> = smtpd_services

@@ -4,7 +4,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::common::{Postern, Process, Smtp, free_port, listening, queued_id};
+use crate::common::{Postern, Process, Smtp, free_port, listening, queued_id, wait_for};
 
 /// The test milter on a port of its own.
 fn test_milter() -> (Process, u16) {
@@ -250,4 +250,46 @@ fn opendkim_signs_and_verifies() {
         "{cat}\n--- signed ---\n{signed_content}"
     );
     drop(dns);
+}
+
+/// non_smtpd_milters: the sendmail command's mail goes through the test
+/// milter too; what it refuses is returned to the sender.
+#[test]
+fn local_submissions_meet_the_milters() {
+    let (_milter, port) = test_milter();
+    let p = Postern::start(&format!("non_smtpd_milters = \"inet:127.0.0.1:{port}\"\n"));
+    let submit = |to: &str| {
+        let out = crate::sendmail::sendmail(
+            &p,
+            &["-f", "cron@mx.test.example", to],
+            "Subject: local\n\nfrom cron\n",
+        );
+        assert!(out.status.success(), "{out:?}");
+    };
+    submit("plain@mx.test.example");
+    let plain = wait_for("the submission queued", || {
+        p.queue().into_iter().find(|m| {
+            m["queue_name"] != "maildrop" && m["recipients"].to_string().contains("plain@")
+        })
+    });
+    let cat = p.postcat(plain["queue_id"].as_str().unwrap());
+    assert!(
+        cat.contains("X-Test-Milter: client=localhost 127.0.0.1 helo=localhost"),
+        "{cat}"
+    );
+    submit("hold@mx.test.example");
+    wait_for("the held submission", || {
+        p.queue()
+            .into_iter()
+            .find(|m| m["queue_name"] == "hold" && m["recipients"].to_string().contains("hold@"))
+    });
+    submit("reject@mx.test.example");
+    p.wait_log("milter-reject: END-OF-MESSAGE from localhost[127.0.0.1]: 550 5.7.1 rejected by the test milter;");
+    let bounce = wait_for("the bounce to the sender", || {
+        p.queue().into_iter().find(|m| {
+            m["sender"] == "" && m["recipients"].to_string().contains("cron@mx.test.example")
+        })
+    });
+    let cat = p.postcat(bounce["queue_id"].as_str().unwrap());
+    assert!(cat.contains("rejected by the test milter"), "{cat}");
 }
