@@ -21,9 +21,12 @@ RUN apt-get update \
 # Every parameter comes from POSTERN_* variables; these suit a container.
 # The drain on stop (shutdown_grace_period) ends before `docker stop`'s
 # default 10 s; give the container more (stop_grace_period, --stop-timeout,
-# terminationGracePeriodSeconds) and raise it to match.
+# terminationGracePeriodSeconds) and raise it to match. The admin service
+# (metrics, queue API, web interface) stays inside the container until it
+# has a login: set POSTERN_ADMIN_API_TOKEN or POSTERN_ADMIN_AUTH_USERS and
+# POSTERN_ADMIN_LISTEN=0.0.0.0:8025 to publish it.
 ENV POSTERN_SMTPD_LISTEN=0.0.0.0:25 \
-    POSTERN_ADMIN_LISTEN=0.0.0.0:8025 \
+    POSTERN_ADMIN_LISTEN=127.0.0.1:8025 \
     POSTERN_MAILLOG_FILE=/dev/stdout \
     POSTERN_SHUTDOWN_GRACE_PERIOD=8s
 USER postern

@@ -65,6 +65,39 @@ assert env["POSTERN_SUBMISSION_LISTEN"].endswith(":587"), "submission"
 assert env["POSTERN_SMTPD_SASL_TYPE"] == "postern", "AUTH back end"
 grace = services["postern"]["stop_grace_period"]
 assert int(grace.rstrip("s")) > int(env["POSTERN_SHUTDOWN_GRACE_PERIOD"].rstrip("s")), "stop period"
+relay = services["dev-relay"]["environment"]
+assert relay["POSTERN_CAPTURE_MODE"] == "yes", "capture mode"
+assert relay["POSTERN_SMTPD_LISTEN"].endswith(":1025"), "catcher SMTP port"
+assert "127.0.0.1:8025:8025" in services["dev-relay"]["ports"], "catcher UI port"
 print("container: docker-compose.yml parses")
+PY
+# The image's settings, and each compose service's, are a configuration
+# postern starts with (compose's ${VAR:-default} taken at its default).
+python3 - "$bin" <<'PY'
+import os, re, subprocess, sys, tempfile, yaml
+binary = sys.argv[1]
+def expand(v):
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v))
+image = {}
+text = open("Dockerfile").read().replace("\\\n", " ")
+for line in text.splitlines():
+    if line.startswith("ENV "):
+        for k, v in re.findall(r"(POSTERN_[A-Z_]+)=(\S+)", line):
+            image[k] = v
+compose = yaml.safe_load(open("docker-compose.yml"))
+for name, service in compose["services"].items():
+    if service.get("build") != ".":
+        continue
+    env = dict(image)
+    env.update({k: expand(v) for k, v in service["environment"].items()})
+    with tempfile.TemporaryDirectory() as d:
+        env["POSTERN_QUEUE_DIRECTORY"] = os.path.join(d, "queue")
+        env["POSTERN_MAILLOG_FILE"] = os.path.join(d, "log")
+        conf = os.path.join(d, "conf")
+        os.mkdir(conf)
+        out = subprocess.run([binary, "check", "-c", conf], env=dict(os.environ, **env),
+                             capture_output=True, text=True)
+        assert out.returncode == 0, f"{name}: {out.stderr}"
+    print(f"container: the {name} service's configuration is valid")
 PY
 echo "container: install steps and links work"

@@ -19,5 +19,6 @@ pub fn envelope(rcpt: &str, arrival_time: i64) -> Envelope {
         smtputf8: false,
         client: ClientInfo::local(None),
         filter: None,
+        captured: None,
     }
 }

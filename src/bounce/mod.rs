@@ -350,6 +350,7 @@ pub async fn notify(
         smtputf8: envelope.smtputf8,
         client: ClientInfo::local(None),
         filter: None,
+        captured: None,
     };
     let mut message = cleanup.open(bounce_envelope, Source::Internal).await?;
     message.write(&body).await.map_err(CleanupError::Write)?;
@@ -387,6 +388,7 @@ mod tests {
                 disclose: Default::default(),
             },
             filter: None,
+            captured: None,
         }
     }
 

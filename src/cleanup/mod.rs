@@ -25,6 +25,7 @@
 //!   the client retries.
 
 pub mod address;
+pub mod capture;
 pub mod checks;
 pub mod headers;
 pub mod message;
@@ -123,6 +124,8 @@ pub struct CleanupConfig {
     /// The names a milter's macros give for local mail.
     pub milter_daemon_name: String,
     pub milter_v: String,
+    /// Capture mode, when it is on.
+    pub capture: Option<capture::Capture>,
 }
 
 impl CleanupConfig {
@@ -148,6 +151,8 @@ impl CleanupConfig {
                 .map(Arc::new),
             milter_daemon_name: config.milter_macro_daemon_name.clone(),
             milter_v: config.milter_macro_v.clone(),
+            capture: capture::Capture::from_config(config)
+                .map_err(|e| MapError::Syntax("capture_mailbox_by".into(), e))?,
         })
     }
 }
@@ -422,11 +427,99 @@ impl CleanupHandle {
             // Accepted and dropped: the unfinished file removes itself.
             return Ok(envelope.queue_id);
         }
-        let queue = if verdict.hold {
+        let mut queue = if verdict.hold {
             QueueName::Hold
         } else {
             QueueName::Incoming
         };
+        if let Some(capture) = self.config().capture.clone() {
+            let (released, kept): (Vec<Recipient>, Vec<Recipient>) = envelope
+                .recipients
+                .iter()
+                .cloned()
+                .partition(|r| capture.is_released(r));
+            if !kept.is_empty() {
+                let content = finished.content().map_err(CleanupError::Write)?;
+                if !released.is_empty() {
+                    // Split: the released recipients' copy goes on.
+                    let mut copy = envelope.clone();
+                    copy.queue_id = QueueId::generate();
+                    copy.recipients = released;
+                    let path = self.store.tmp_path(&copy.queue_id);
+                    let written = write_queue_file(path, &copy, &[&content])
+                        .await
+                        .map_err(CleanupError::Write)?;
+                    tracing::info!(
+                        "{}: capture_release_domains: {} recipient(s) go on as {}",
+                        envelope.queue_id,
+                        copy.recipients.len(),
+                        copy.queue_id
+                    );
+                    self.enqueue(copy, written, info.clone(), QueueName::Incoming)
+                        .await?;
+                }
+                envelope.recipients = kept;
+                let header_end = header_end(&content);
+                let mailbox = capture.mailbox(&envelope, &content[..header_end]);
+                envelope.captured = Some(mailbox.clone());
+                let path = finished.path_with_suffix("captured");
+                drop(finished);
+                finished = write_queue_file(path, &envelope, &[&content])
+                    .await
+                    .map_err(CleanupError::Write)?;
+                tracing::info!(
+                    "{}: captured: mailbox={mailbox}, nrcpt={}",
+                    envelope.queue_id,
+                    envelope.recipients.len()
+                );
+                crate::metrics::count(crate::metrics::Event::Captured);
+                queue = QueueName::Hold;
+            }
+        }
+        self.enqueue(envelope, finished, info, queue).await
+    }
+
+    /// A copy of a queued message for other recipients (a captured
+    /// message released to an address typed in): a new queue file, into
+    /// `incoming`, past capture mode.
+    pub async fn resend(
+        &self,
+        mut envelope: Envelope,
+        recipients: Vec<crate::mail::Address>,
+        content: &[u8],
+    ) -> Result<QueueId, CleanupError> {
+        envelope.queue_id = QueueId::generate();
+        envelope.arrival_time = chrono::Utc::now().timestamp();
+        envelope.captured = None;
+        envelope.recipients = recipients
+            .into_iter()
+            .map(|address| Recipient {
+                address,
+                notify: None,
+                orcpt: None,
+            })
+            .collect();
+        let path = self.store.tmp_path(&envelope.queue_id);
+        let finished = write_queue_file(path, &envelope, &[content])
+            .await
+            .map_err(CleanupError::Write)?;
+        let info = HeaderInfo {
+            message_id: capture::header_value(&content[..header_end(content)], "message-id")
+                .unwrap_or_default(),
+        };
+        self.enqueue(envelope, finished, info, QueueName::Incoming)
+            .await
+    }
+
+    /// Commits a written queue file into `queue`; announces it to qmgr
+    /// when it is to be delivered.
+    async fn enqueue(
+        &self,
+        envelope: Envelope,
+        finished: Finished,
+        info: HeaderInfo,
+        queue: QueueName,
+    ) -> Result<QueueId, CleanupError> {
         let slot = Arc::new(Mutex::new(Some(Job {
             envelope,
             finished,
@@ -441,6 +534,28 @@ impl CleanupHandle {
     }
 }
 
+/// Where a message's header section ends (after its blank line's CRLF,
+/// or the whole content when there is no body).
+fn header_end(content: &[u8]) -> usize {
+    content
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(content.len(), |i| i + 2)
+}
+
+/// Writes a queue file of `envelope` and the content in `pieces`.
+async fn write_queue_file(
+    path: std::path::PathBuf,
+    envelope: &Envelope,
+    pieces: &[&[u8]],
+) -> std::io::Result<Finished> {
+    let mut draft = crate::store::Draft::create(path, envelope).await?;
+    for piece in pieces {
+        draft.write(piece).await?;
+    }
+    draft.finish().await
+}
+
 impl CleanupHandle {
     /// Writes the queue file again with milters' edits.
     async fn apply_edits(
@@ -452,11 +567,7 @@ impl CleanupHandle {
         use crate::mail::Address;
         use crate::milter::Edit;
         let content = finished.content()?;
-        let split = content
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(content.len(), |i| i + 2);
-        let (header, body) = content.split_at(split);
+        let (header, body) = content.split_at(header_end(&content));
         let header_edits: Vec<Edit> = edits.iter().filter(|e| e.is_header()).cloned().collect();
         let new_header = crate::milter::edit::apply_to_header(header, &header_edits);
         let mut new_body: Option<Vec<u8>> = None;
@@ -502,18 +613,12 @@ impl CleanupHandle {
             }
         }
         let path = finished.path_with_suffix("edited");
-        let mut draft = crate::store::Draft::create(path, envelope).await?;
-        draft.write(&new_header).await?;
+        drop(finished);
         match &new_body {
             // The blank line stays between the header and the new body.
-            Some(b) => {
-                draft.write(b"\r\n").await?;
-                draft.write(b).await?;
-            }
-            None => draft.write(body).await?,
+            Some(b) => write_queue_file(path, envelope, &[&new_header, b"\r\n", b]).await,
+            None => write_queue_file(path, envelope, &[&new_header, body]).await,
         }
-        drop(finished);
-        draft.finish().await
     }
 }
 

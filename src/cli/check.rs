@@ -16,6 +16,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let config = std::sync::Arc::new(config);
     let services = crate::supervisor::listeners::services(&settings, &config, &mut warnings)
         .map_err(anyhow::Error::msg)?;
+    crate::admin::access::Access::from_config(&config).map_err(anyhow::Error::msg)?;
     for notice in config.notices.iter().chain(&warnings) {
         eprintln!("postern: warning: {notice}");
     }

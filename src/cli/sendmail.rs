@@ -236,6 +236,7 @@ pub(super) fn local_envelope(sender: Address, recipients: Vec<Recipient>) -> Env
         // SAFETY: getuid has no preconditions.
         client: ClientInfo::local(Some(unsafe { libc::getuid() })),
         filter: None,
+        captured: None,
     }
 }
 

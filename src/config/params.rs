@@ -372,6 +372,39 @@ declare! {
         /// Address of the admin HTTP service (metrics, health, queue API).
         admin_listen: Vec<SocketAddr> = Text("127.0.0.1:8025"), parse::listen, "admin";
     }
+    "Admin service access" "The web interface (/ui/) and the queue API need a login when either of the\nfirst two is set; with neither, admin_listen may only be a loopback address.\n/healthz and /readyz are always open." {
+        /// Who may use the admin service with HTTP Basic: a table of user name to password hash.
+        /// Dovecot's {SCHEME} notation as for smtpd_sasl_path (`postern saslpasswd
+        /// USER` makes one), e.g. texthash:/etc/postern/admin_users.
+        admin_auth_users: String = Text(""), parse::text, "admin";
+        /// A bearer token that opens the admin service (Authorization: Bearer TOKEN).
+        admin_api_token: String = Text(""), parse::text, "admin";
+        /// Ask for a login on /metrics too.
+        admin_metrics_auth: bool = Text("no"), parse::yes_no, "admin";
+        /// How long a request with wrong credentials waits before its 401.
+        admin_auth_failure_delay: Duration = Text("1s"), parse::duration, "admin";
+    }
+    "Capture (development relay)" "For a development or test stack: mail is accepted as usual, then kept in\nthe hold queue instead of delivered, grouped into mailboxes, to be read in the\nweb interface (/ui/ on admin_listen) and released through the queue." {
+        /// Keep every accepted message in the hold queue (captured) instead of delivering it.
+        capture_mode: bool = Text("no"), parse::yes_no, "cleanup";
+        /// Recipient domains delivered normally in capture mode (a domain and its subdomains).
+        /// A message to both kinds is split: a copy for these recipients goes on,
+        /// the rest is captured.
+        capture_release_domains: Vec<String> = Text(""), parse::domains, "cleanup";
+        /// How captured mail is grouped into mailboxes: rules tried in order.
+        /// sasl_username, recipient_domain, client_address, header:NAME (the
+        /// value of that header, e.g. header:X-Mailbox); mail no rule names goes
+        /// to the mailbox "default".
+        capture_mailbox_by: Vec<String> = Text("sasl_username, recipient_domain"), parse::list, "cleanup";
+        /// The most captured messages kept; the oldest go first (0: no limit).
+        capture_max_messages: u64 = Text("10000"), parse::number, "qmgr";
+        /// Captured messages older than this are deleted (0: kept until deleted).
+        capture_max_age: Duration = Text("7d"), parse::duration, "qmgr";
+        /// In capture mode, accept any SMTP AUTH user name and password.
+        /// The user name still names the mailbox (capture_mailbox_by =
+        /// sasl_username). Needs smtpd_sasl_auth_enable = yes.
+        capture_accept_any_auth: bool = Text("no"), parse::yes_no, "smtpd";
+    }
     "SMTP server TLS" "" {
         /// TLS for clients of smtpd: none, may (STARTTLS offered) or encrypt (required before MAIL).
         /// Empty: smtpd_enforce_tls and smtpd_use_tls decide, as in Postfix (none

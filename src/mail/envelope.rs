@@ -132,6 +132,9 @@ pub struct Envelope {
     /// check's FILTER action (Postfix's content filter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// Capture mode kept the message in `hold`, in this mailbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<String>,
 }
 
 impl Ret {

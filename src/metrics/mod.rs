@@ -18,10 +18,14 @@ pub enum Event {
     Rejected,
     Discarded,
     Held,
+    /// Kept in hold by capture mode.
+    Captured,
+    /// Captured mail deleted by capture_max_messages or capture_max_age.
+    Pruned,
 }
 
 /// Every event with its label.
-pub const EVENTS: [(Event, &str); 8] = [
+pub const EVENTS: [(Event, &str); 10] = [
     (Event::Received, "received"),
     (Event::Delivered, "delivered"),
     (Event::Forwarded, "forwarded"),
@@ -30,12 +34,14 @@ pub const EVENTS: [(Event, &str); 8] = [
     (Event::Rejected, "rejected"),
     (Event::Discarded, "discarded"),
     (Event::Held, "held"),
+    (Event::Captured, "captured"),
+    (Event::Pruned, "pruned"),
 ];
 
 /// The severities `postern_log_events_total` counts.
 pub const SEVERITIES: [&str; 4] = ["fatal", "panic", "error", "warning"];
 
-static MESSAGES: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static MESSAGES: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
 static LOG_EVENTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 static SMTPD_SESSIONS: AtomicI64 = AtomicI64::new(0);
 static AGENTS_BUSY: Mutex<BTreeMap<String, i64>> = Mutex::new(BTreeMap::new());

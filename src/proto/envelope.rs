@@ -73,6 +73,7 @@ mod tests {
             smtputf8: false,
             client: ClientInfo::local(None),
             filter: None,
+            captured: None,
         }
     }
 

@@ -20,10 +20,11 @@ use crate::store::{MessageState, QueueName, RcptStatus};
 
 impl Qmgr {
     /// Every second: deferred mail that is due, the periodic scan, arrivals.
-    pub(super) fn tick(&mut self, _ctx: &mut Context<Self>) {
+    pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
         if self.draining {
             return;
         }
+        self.prune_captured(ctx);
         let now = epoch(SystemTime::now());
         while let Some(&(when, _)) = self.deferred.first() {
             if when > now {

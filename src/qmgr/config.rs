@@ -27,6 +27,8 @@ pub struct QmgrConfig {
     pub transport_limits: HashMap<String, Limits>,
     /// Per-transport recipients per delivery.
     pub transport_recipient_limits: HashMap<String, usize>,
+    /// Capture mode's retention, when capture mode is on.
+    pub capture: Option<super::capture::Retention>,
 }
 
 impl QmgrConfig {
@@ -89,6 +91,10 @@ impl QmgrConfig {
             limits,
             transport_limits,
             transport_recipient_limits,
+            capture: c.capture_mode.then_some(super::capture::Retention {
+                max_messages: c.capture_max_messages,
+                max_age: c.capture_max_age,
+            }),
         }
     }
 
@@ -134,6 +140,7 @@ impl QmgrConfig {
             },
             transport_limits: HashMap::new(),
             transport_recipient_limits: HashMap::new(),
+            capture: None,
         }
     }
 }

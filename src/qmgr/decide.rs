@@ -328,6 +328,7 @@ mod tests {
             smtputf8: false,
             client: ClientInfo::local(None),
             filter: None,
+            captured: None,
         };
         ActiveMessage {
             state: MessageState::incoming(&envelope, 100),

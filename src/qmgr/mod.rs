@@ -43,6 +43,7 @@
 
 mod active;
 mod admin;
+pub mod capture;
 pub mod config;
 pub mod decide;
 mod dispatch;
@@ -110,6 +111,10 @@ pub struct Qmgr {
     revive: HashSet<QueueId>,
     /// Stopping: no new work; stop once what runs has reported.
     draining: bool,
+    /// Capture retention: a look over the captured mail runs, and when
+    /// the last began.
+    pruning: bool,
+    last_prune: Option<Instant>,
 }
 
 impl Qmgr {
@@ -131,6 +136,8 @@ impl Qmgr {
             scanning: false,
             revive: HashSet::new(),
             draining: false,
+            pruning: false,
+            last_prune: None,
         }
     }
 

@@ -50,6 +50,9 @@ pub enum SaslError {
 pub enum Backend {
     Dovecot(dovecot::Dovecot),
     Table(Table),
+    /// Capture mode's `capture_accept_any_auth`: every user name and
+    /// password is good; the name is who the client is.
+    AnyUser,
 }
 
 /// The built-in back end: user name to `{SCHEME}hash`.
@@ -101,6 +104,7 @@ impl Backend {
     pub async fn check(&self, attempt: &Attempt<'_>) -> Result<Outcome, SaslError> {
         match self {
             Backend::Dovecot(d) => d.check(attempt).await,
+            Backend::AnyUser => Ok(Outcome::Ok(attempt.user.to_string())),
             Backend::Table(table) => {
                 let found = maps::lookup(&table.maps, attempt.user);
                 if let Some(stored) = &found

@@ -205,6 +205,7 @@ mod tests {
                 attempts: 0,
                 next_attempt: 0,
                 warned: false,
+                mailbox: None,
             },
         }
     }

@@ -73,6 +73,7 @@ impl Session {
             // content_filter: the message goes through the filter first.
             filter: (!self.config.content_filter.is_empty())
                 .then(|| self.config.content_filter.clone()),
+            captured: None,
         })
     }
 

@@ -90,7 +90,15 @@ impl Service {
         };
         let restrictions =
             Restrictions::new(&config, warnings).map_err(|e| format!("{name}: {e}"))?;
-        let sasl = if config.smtpd_sasl_auth_enable {
+        let any_auth = config.capture_mode && config.capture_accept_any_auth;
+        if config.capture_accept_any_auth && !config.capture_mode {
+            warnings.push(format!(
+                "{name}: capture_accept_any_auth = yes without capture_mode = yes: ignored"
+            ));
+        }
+        let sasl = if any_auth {
+            Some(Arc::new(Backend::AnyUser))
+        } else if config.smtpd_sasl_auth_enable {
             let backend = Backend::new(
                 &config.smtpd_sasl_type,
                 &config.smtpd_sasl_path,

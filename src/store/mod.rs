@@ -15,6 +15,7 @@
 //! synced: [`Store::recover`] rebuilds what a crash lost from the spool.
 //! All methods block; async callers run them on the blocking pool.
 
+pub mod events;
 pub mod index;
 pub mod maildrop;
 pub mod queue_file;
@@ -137,6 +138,8 @@ pub struct Store {
     index: std::sync::Mutex<index::QueueIndex>,
     /// Group commit of the spool directory.
     spool_sync: GroupSync,
+    /// Listeners to changes.
+    events: events::Events,
 }
 
 fn indexed(state: &MessageState) -> index::Indexed {
@@ -198,6 +201,7 @@ impl Store {
             rebuilt,
             index: Default::default(),
             spool_sync: GroupSync::default(),
+            events: events::Events::default(),
         };
         store.reindex()?;
         Ok(store)
@@ -309,21 +313,30 @@ impl Store {
     pub fn put(&self, id: &QueueId, state: &MessageState) -> Result<(), StoreError> {
         let value = serde_json::to_vec(state).map_err(|e| StoreError::Decode(id.to_string(), e))?;
         let old = self.queue.insert(id.as_str(), value)?;
-        self.reindex_one(old, Some(state));
+        self.reindex_one(id, old, Some(state));
         Ok(())
     }
 
     /// Moves one message in the metrics index from its old state to its new one.
-    fn reindex_one(&self, old: Option<sled::IVec>, new: Option<&MessageState>) {
-        let Ok(mut index) = self.index.lock() else {
-            return;
-        };
-        if let Some(old) = old.and_then(|v| serde_json::from_slice::<MessageState>(&v).ok()) {
-            index.remove(indexed(&old));
+    /// (And tells the listeners to changes.)
+    fn reindex_one(&self, id: &QueueId, old: Option<sled::IVec>, new: Option<&MessageState>) {
+        let old = old.and_then(|v| serde_json::from_slice::<MessageState>(&v).ok());
+        if let Ok(mut index) = self.index.lock() {
+            if let Some(old) = &old {
+                index.remove(indexed(old));
+            }
+            if let Some(new) = new {
+                index.add(indexed(new));
+            }
         }
-        if let Some(new) = new {
-            index.add(indexed(new));
+        if self.events.heard() {
+            self.events.changed(id, old.as_ref(), new);
         }
+    }
+
+    /// Changes to queued messages from now on.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<events::QueueEvent> {
+        self.events.subscribe()
     }
 
     /// The state of one message.
@@ -422,7 +435,7 @@ impl Store {
             Err(e) => return Err(StoreError::Io { path, source: e }),
         }
         let old = self.queue.remove(id.as_str())?;
-        self.reindex_one(old, None);
+        self.reindex_one(id, old, None);
         Ok(())
     }
 
@@ -472,10 +485,12 @@ impl Store {
             }
             match QueueFile::open(&entry.path()).and_then(|mut f| f.verify().map(|_| f)) {
                 Ok(file) => {
-                    self.put(
-                        &id,
-                        &MessageState::incoming(&file.envelope, file.content_len),
-                    )?;
+                    let mut state = MessageState::incoming(&file.envelope, file.content_len);
+                    if state.mailbox.is_some() {
+                        // Captured mail stays captured.
+                        state.queue = QueueName::Hold;
+                    }
+                    self.put(&id, &state)?;
                     report.restored.push(id.clone());
                     on_disk.insert(id);
                 }

@@ -98,6 +98,9 @@ pub struct MessageState {
     /// A delay warning was sent.
     #[serde(default)]
     pub warned: bool,
+    /// The capture mailbox of a captured message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
 }
 
 impl MessageState {
@@ -116,6 +119,7 @@ impl MessageState {
             attempts: 0,
             next_attempt: 0,
             warned: false,
+            mailbox: envelope.captured.clone(),
         }
     }
 }

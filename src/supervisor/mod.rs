@@ -280,6 +280,11 @@ async fn run_tree(
         store: store.clone(),
         restarts: restarts.clone(),
         qmgr: qmgr_role.clone(),
+        cleanup: cleanup.clone(),
+        access: Arc::new(std::sync::RwLock::new(Arc::new(
+            crate::admin::access::Access::from_config(&config).map_err(StartError::Config)?,
+        ))),
+        stop: None,
     };
     let admin_group =
         reload::admin_group(&admin_listeners, &admin_deps).map_err(StartError::Config)?;

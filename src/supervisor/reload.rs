@@ -167,6 +167,10 @@ impl Reloader {
                 };
             next.push((listener, service, sockets));
         }
+        let access = match crate::admin::access::Access::from_config(&config) {
+            Ok(access) => access,
+            Err(e) => return refuse(e),
+        };
         let admin = match listeners::rebind(&config.admin_listen, &self.admin_listeners, &[]) {
             Ok(listeners) => listeners,
             Err(e) => return refuse(e),
@@ -221,6 +225,9 @@ impl Reloader {
             return refuse(format!("open {}: {e}", config.maillog_file));
         }
         self.cleanup.set_config(cleanup_config);
+        if let Ok(mut current) = self.admin_deps.access.write() {
+            *current = Arc::new(access);
+        }
         if let Ok(mut current) = self.qmgr_current.lock() {
             *current = deps.clone();
         }

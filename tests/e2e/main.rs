@@ -8,6 +8,7 @@ mod dns;
 mod peer;
 
 mod auth;
+mod capture;
 mod client_names;
 mod clients;
 mod config;

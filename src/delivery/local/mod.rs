@@ -680,6 +680,7 @@ impl LocalAgent {
             smtputf8: original.smtputf8,
             client: ClientInfo::local(None),
             filter: None,
+            captured: None,
         };
         let mut message = self.cleanup.open(envelope, Source::Internal).await?;
         message
