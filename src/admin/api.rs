@@ -4,7 +4,7 @@
 //! - `GET /queue` — messages as `postqueue -j` objects (with `mailbox` for
 //!   captured mail); filters `queue`, `sender`, `recipient`, `domain`
 //!   (recipient domain), `min_age` and `max_age` (minutes), `mailbox`,
-//!   `subject` and `text` (case-insensitive substrings); `order=newest`,
+//!   `captured=yes`, `subject` and `text` (case-insensitive substrings); `order=newest`,
 //!   `offset`, `limit` (the total is in `X-Total-Count`); `summary=yes`
 //!   adds each message's subject, From, To and attachment count.
 //! - `GET /queue/wait?…filters…&timeout=10s` — the first matching
@@ -41,6 +41,8 @@ pub struct Filter {
     min_age: Option<i64>,
     max_age: Option<i64>,
     mailbox: Option<String>,
+    /// `yes`: captured mail only (in any mailbox).
+    captured: Option<String>,
     subject: Option<String>,
     text: Option<String>,
     order: Option<String>,
@@ -81,6 +83,7 @@ impl Filter {
                 .mailbox
                 .as_ref()
                 .is_none_or(|m| s.mailbox.as_deref() == Some(m.as_str()))
+            && (!yes(self.captured.as_deref()) || s.mailbox.is_some())
     }
 
     /// Whether the content must be read to filter.
@@ -96,10 +99,13 @@ impl Filter {
     }
 
     fn wants_summary(&self) -> bool {
-        self.summary
-            .as_deref()
-            .is_some_and(|v| crate::config::values::yes_no(v).unwrap_or(false))
+        yes(self.summary.as_deref())
     }
+}
+
+/// A query flag: `yes` (or `true`).
+pub fn yes(value: Option<&str>) -> bool {
+    value.is_some_and(|v| crate::config::values::yes_no(v).unwrap_or(false))
 }
 
 /// What a list's page holds, and how many matched in all.

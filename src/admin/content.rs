@@ -34,7 +34,10 @@ fn html_policy(remote_images: bool) -> String {
     )
 }
 
-async fn load(deps: &AdminDeps, id: &str) -> Result<(QueueId, MessageState, Vec<u8>), Refusal> {
+async fn load(
+    deps: &AdminDeps,
+    id: &str,
+) -> Result<(QueueId, MessageState, crate::store::WholeContent), Refusal> {
     let id = parse_id(id)?;
     let store = deps.store.clone();
     let key = id.clone();
@@ -76,8 +79,8 @@ pub async fn raw(
     State(deps): State<AdminDeps>,
     Path(id): Path<String>,
 ) -> Result<Response, Refusal> {
-    let (id, _, content) = load(&deps, &id).await?;
-    let mut response = content.into_response();
+    let (id, _, mut content) = load(&deps, &id).await?;
+    let mut response = std::mem::take(&mut content.0).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -110,10 +113,7 @@ pub async fn html(
         .await
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("{id}: no HTML body")))?;
-    let remote = options
-        .images
-        .as_deref()
-        .is_some_and(|v| crate::config::values::yes_no(v).unwrap_or(false));
+    let remote = super::api::yes(options.images.as_deref());
     let mut response = body.into_response();
     let h = response.headers_mut();
     h.insert(

@@ -6,14 +6,14 @@ use mail_parser::{Address, MessageParser, MimeHeaders};
 use serde_json::{Value, json};
 
 use crate::mail::QueueId;
-use crate::store::{MessageState, Store, StoreError};
+use crate::store::{MessageState, Store, StoreError, WholeContent};
 
 /// The attachments listed in a message's summary, at most (their count is
 /// always given).
 const LISTED_ATTACHMENTS: usize = 1000;
 
 /// The queue state and content of a message.
-pub fn load(store: &Store, id: &QueueId) -> Result<(MessageState, Vec<u8>), StoreError> {
+pub fn load(store: &Store, id: &QueueId) -> Result<(MessageState, WholeContent), StoreError> {
     use std::io::Read;
     let state = store.get(id)?;
     let mut file = store.open_queue_file(id)?;
@@ -24,7 +24,7 @@ pub fn load(store: &Store, id: &QueueId) -> Result<(MessageState, Vec<u8>), Stor
             path: store.spool_path(id),
             source: e,
         })?;
-    Ok((state, content))
+    Ok((state, WholeContent(content)))
 }
 
 /// `Name <address>` of each address in a header.

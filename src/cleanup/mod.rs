@@ -439,7 +439,8 @@ impl CleanupHandle {
                 .cloned()
                 .partition(|r| capture.is_released(r));
             if !kept.is_empty() {
-                let content = finished.content().map_err(CleanupError::Write)?;
+                let content =
+                    crate::store::WholeContent(finished.content().map_err(CleanupError::Write)?);
                 if !released.is_empty() {
                     // Split: the released recipients' copy goes on.
                     let mut copy = envelope.clone();

@@ -369,7 +369,7 @@ declare! {
         smtpd_upstream_proxy_protocol: String = Text(""), parse::text, "smtpd";
         /// How long a PROXY header may take to arrive.
         smtpd_upstream_proxy_timeout: Duration = Text("5s"), parse::duration, "smtpd";
-        /// Address of the admin HTTP service (metrics, health, queue API).
+        /// Address of the admin HTTP service (metrics, health, queue API, the web interface under /ui/).
         admin_listen: Vec<SocketAddr> = Text("127.0.0.1:8025"), parse::listen, "admin";
     }
     "Admin service access" "The web interface (/ui/) and the queue API need a login when either of the\nfirst two is set; with neither, admin_listen may only be a loopback address.\n/healthz and /readyz are always open." {

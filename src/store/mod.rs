@@ -159,6 +159,26 @@ pub fn release_memory() {
     }
 }
 
+/// A message's content read whole (to show it, to rewrite it): when it was
+/// big, its memory goes back to the system with it.
+pub struct WholeContent(pub Vec<u8>);
+
+impl std::ops::Deref for WholeContent {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for WholeContent {
+    fn drop(&mut self) {
+        if self.0.capacity() >= 1 << 20 {
+            drop(std::mem::take(&mut self.0));
+            release_memory();
+        }
+    }
+}
+
 /// The most memory sled may use for its page cache.
 const SLED_CACHE_BYTES: u64 = 32 << 20;
 

@@ -305,8 +305,14 @@ const RICH: &str = "From: =?UTF-8?Q?Z=C3=BCrich_Shop?= <shop@dev.example>\r\nTo:
 
 #[test]
 fn the_api_reads_messages() {
-    let peer = Peer::start(Behaviour::default());
-    let p = capturing(&peer, "");
+    let peer = Peer::start(Behaviour {
+        rcpt: std::sync::Arc::new(|_| (451, "4.3.2 not now".into())),
+        ..Behaviour::default()
+    });
+    let p = capturing(
+        &peer,
+        "capture_release_domains = \"example.org\"\nminimal_backoff_time = \"1h\"\nmaximal_backoff_time = \"1h\"\n",
+    );
     send_as(&p, None, "buyer@remote.example", RICH);
     let list = wait_captured(&p, "remote.example", 1);
     let id = id_of(&list[0]);
@@ -360,6 +366,32 @@ fn the_api_reads_messages() {
     );
     assert_eq!(get(&p, &format!("/queue/{id}/attachments/1")).code, 404);
     assert_eq!(get(&p, &format!("/queue/{id}/attachments/x")).code, 400);
+
+    // Captured mail only: a message to a release domain, deferred by the
+    // next hop, is in the queue but not in the captured list.
+    let mut s = p.session();
+    s.send_message(
+        "a@dev.example",
+        &["x@example.org"],
+        "Subject: second\r\n\r\nx\r\n",
+    );
+    s.cmd("QUIT", 221);
+    wait_for("the released message deferred", || {
+        get(&p, "/queue?queue=deferred")
+            .json()
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+            .then_some(())
+    });
+    assert_eq!(get(&p, "/queue").json().as_array().unwrap().len(), 2);
+    assert_eq!(
+        get(&p, "/queue?captured=yes")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Searches, with the total in a header.
     let found = get(&p, "/queue?text=order%2042&summary=yes");
@@ -540,4 +572,96 @@ fn access_needs_credentials_once_set() {
         err.contains("set admin_auth_users or admin_api_token"),
         "{err}"
     );
+}
+
+#[test]
+fn the_web_interface_in_a_browser() {
+    let peer = Peer::start(Behaviour::default());
+    let p = capturing(&peer, "");
+    let shots = concat!(env!("CARGO_TARGET_TMPDIR"), "/screenshots");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/peers/ui_check.py");
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(format!("http://{}", admin_addr(&p)))
+        .arg(p.smtp.port().to_string())
+        .arg(shots)
+        .output()
+        .expect("python3 with selenium");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        p.log()
+    );
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("released "))
+        .expect("the script released a message")
+        .trim()
+        .to_string();
+    let got = peer.wait_messages(1);
+    assert_eq!(got[0].rcpts, vec!["<buyer@remote.example>".to_string()]);
+    assert!(String::from_utf8_lossy(&got[0].data).contains("Subject: =?UTF-8?Q?Your_order"));
+    p.wait_log(&format!("{id}: released from hold"));
+    for shot in ["list.png", "message.png", "message-phone.png"] {
+        let size = std::fs::metadata(format!("{shots}/{shot}"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(size > 5_000, "{shot}: {size} bytes");
+    }
+}
+
+#[test]
+fn a_big_attachment_and_many_parts() {
+    let peer = Peer::start(Behaviour::default());
+    let p = capturing(&peer, "message_size_limit = 40000000\n");
+    // 20 MB of attachment, and 5,000 MIME parts.
+    python_smtp(
+        "import smtplib, sys, base64, os\n\
+         data = os.urandom(20 * 1024 * 1024)\n\
+         b64 = base64.encodebytes(data).decode().replace('\\n', '\\r\\n')\n\
+         big = ('Subject: big\\r\\nMIME-Version: 1.0\\r\\nContent-Type: multipart/mixed; boundary=b\\r\\n\\r\\n'\n\
+                '--b\\r\\nContent-Type: text/plain\\r\\n\\r\\nsee attached\\r\\n'\n\
+                '--b\\r\\nContent-Type: application/octet-stream\\r\\nContent-Disposition: attachment; filename=big.bin\\r\\nContent-Transfer-Encoding: base64\\r\\n\\r\\n' + b64 + '--b--\\r\\n')\n\
+         parts = ''.join('--p\\r\\nContent-Type: text/plain\\r\\nContent-Disposition: attachment; filename=f%d.txt\\r\\n\\r\\npart %d\\r\\n' % (i, i) for i in range(5000))\n\
+         many = 'Subject: many\\r\\nMIME-Version: 1.0\\r\\nContent-Type: multipart/mixed; boundary=p\\r\\n\\r\\n' + parts + '--p--\\r\\n'\n\
+         s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]))\n\
+         s.sendmail('app@dev.example', ['x@big.example'], big.encode())\n\
+         s.sendmail('app@dev.example', ['x@many.example'], many.encode())\n\
+         s.quit()\n\
+         print(len(data))\n",
+        p.smtp.port(),
+    );
+    let big = id_of(&wait_captured(&p, "big.example", 1)[0]);
+    let many = id_of(&wait_captured(&p, "many.example", 1)[0]);
+    let before = p.memory_kb("VmRSS");
+
+    let m = get(&p, &format!("/queue/{many}/message")).json();
+    assert_eq!(m["attachment_count"], 5000);
+    assert_eq!(
+        m["attachments"].as_array().unwrap().len(),
+        1000,
+        "the list is bounded"
+    );
+    assert_eq!(m["attachments"][999]["filename"], "f999.txt");
+    let last = get(&p, &format!("/queue/{many}/attachments/4999"));
+    assert_eq!(last.body, b"part 4999");
+
+    let m = get(&p, &format!("/queue/{big}/message")).json();
+    assert_eq!(m["attachments"][0]["size"], 20 * 1024 * 1024);
+    let a = get(&p, &format!("/queue/{big}/attachments/0"));
+    assert_eq!(a.code, 200);
+    assert_eq!(a.body.len(), 20 * 1024 * 1024);
+    let list = get(&p, "/queue?summary=yes&mailbox=big.example").json();
+    assert_eq!(list[0]["attachments"], 1);
+
+    // What a request reads is let go: the process is back near where it was.
+    let after = wait_for("memory back after the requests", || {
+        let now = p.memory_kb("VmRSS");
+        (now < before + 64 * 1024).then_some(now)
+    });
+    let peak = p.memory_kb("VmHWM");
+    assert!(peak < 400 * 1024, "peak {peak} kB");
+    eprintln!("memory: {before} kB before, {after} kB after, peak {peak} kB");
 }

@@ -148,17 +148,20 @@ impl Dnsmasq {
     /// `--txt-record=...`). Names under `example` and reverse names it
     /// does not know are NXDOMAIN, as from an authoritative server.
     pub fn with(hosts: &[(&str, &str)], ptrs: &[(&str, &str)], extra: &[String]) -> Dnsmasq {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Dnsmasq::at(
-            format!("127.0.0.1:{port}").parse().unwrap(),
-            hosts,
-            ptrs,
-            extra,
-        )
+        // A free UDP port may be taken for TCP (another test's connection):
+        // dnsmasq then exits, and another port is tried.
+        for _ in 0..10 {
+            let port = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let addr = format!("127.0.0.1:{port}").parse().unwrap();
+            if let Some(dnsmasq) = Dnsmasq::try_at(addr, hosts, ptrs, extra) {
+                return dnsmasq;
+            }
+        }
+        panic!("dnsmasq found no free port");
     }
 
     /// The same on `addr` (a program that reads /etc/resolv.conf needs port 53).
@@ -168,6 +171,17 @@ impl Dnsmasq {
         ptrs: &[(&str, &str)],
         extra: &[String],
     ) -> Dnsmasq {
+        Dnsmasq::try_at(addr, hosts, ptrs, extra)
+            .unwrap_or_else(|| panic!("dnsmasq could not listen on {addr}"))
+    }
+
+    /// dnsmasq on `addr`, or `None` when it could not bind it.
+    fn try_at(
+        addr: SocketAddr,
+        hosts: &[(&str, &str)],
+        ptrs: &[(&str, &str)],
+        extra: &[String],
+    ) -> Option<Dnsmasq> {
         let port = addr.port();
         let mut cmd = std::process::Command::new("dnsmasq");
         cmd.args(["-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts"])
@@ -193,14 +207,18 @@ impl Dnsmasq {
             };
             cmd.arg(format!("--ptr-record={arpa},{name}"));
         }
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .expect("dnsmasq is installed (apt-get install dnsmasq-base)");
-        // Ready when it answers over TCP on the same port.
-        crate::common::wait_for("dnsmasq to listen", || {
-            std::net::TcpStream::connect(addr).ok()
+        // Ready when it answers over TCP on the same port; gone when it
+        // could not bind.
+        let listening = crate::common::wait_for("dnsmasq to listen", || {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return Some(true);
+            }
+            child.try_wait().ok().flatten().map(|_| false)
         });
-        Dnsmasq { addr, child }
+        listening.then_some(Dnsmasq { addr, child })
     }
 }
 

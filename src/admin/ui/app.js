@@ -66,7 +66,7 @@ async function loadMailboxes() {
 }
 
 function query() {
-  const p = new URLSearchParams({ order: "newest", summary: "yes", limit: PAGE, offset: state.offset });
+  const p = new URLSearchParams({ captured: "yes", order: "newest", summary: "yes", limit: PAGE, offset: state.offset });
   if (state.mailbox) p.set("mailbox", state.mailbox);
   if (state.search) p.set(state.search.field, state.search.q);
   return p;
@@ -79,7 +79,6 @@ async function loadList() {
   const body = $("messages").tBodies[0];
   body.replaceChildren();
   for (const m of items) {
-    if (!m.mailbox) continue;
     const tr = el("tr", null, { "data-id": m.queue_id });
     if (m.queue_name !== "hold") tr.classList.add("released");
     const subject = el("td", m.subject || "(no subject)");
