@@ -19,6 +19,20 @@ Measured per run:
 Both MTAs sync the queue file before answering 250 (Postfix's default;
 postern always). Run as root (Postfix's master needs it): benches/load.sh.
 
+Both sides get the same settings, printed at the start of the run: no
+reverse lookups of clients (smtpd_peername_lookup = no), the log to a file
+of their own, the queue file synced before 250, the same warm-up (WARMUP
+messages through the MTA and the sink before the measured load), and the
+same state of the machine before each run (dirty pages written back, the
+page cache dropped, so that one run's writeback does not land in the next).
+Every run is printed; the summary gives the median and the range (min-max)
+of each side.
+
+The latency cases ("lat-200", "lat-1000") send at a fixed rate over
+SESSIONS kept connections, each message numbered; a sink of this script
+notes when each number arrives, and the result is the distribution (p50,
+p99, max) of arrival at the sink minus the 250 that accepted it.
+
 The STARTTLS case ("4k-tls") gives both MTAs the same certificate (EC
 P-256, made for the run) and the same client: smtp-source speaks no TLS, so
 a Python client of SESSIONS threads does STARTTLS on every connection (a
@@ -45,9 +59,12 @@ CASES = {
     "100k": dict(size=102400, msgs=1500, rcpts=1, reuse=False),
     "10rcpt": dict(size=4096, msgs=1500, rcpts=10, reuse=False),
     "4k-tls": dict(size=4096, msgs=1500, rcpts=1, reuse=False, tls=True),
+    "lat-200": dict(size=4096, msgs=2000, rcpts=1, reuse=True, rate=200),
+    "lat-1000": dict(size=4096, msgs=5000, rcpts=1, reuse=True, rate=1000),
 }
 SESSIONS = 20
 DEADLINE = 300  # seconds a run may take, at most
+WARMUP = 200  # messages through each MTA before the measured load
 
 # Runs a command in a CPU accounting group of its own (when the machine
 # has one to offer) and reports the CPU time of its whole tree: the group's
@@ -226,6 +243,133 @@ def tls_source(port, sessions, msgs, size):
         raise RuntimeError(f"{len(errors)} messages failed: {errors[0]}")
 
 
+class TimingSink:
+    """An SMTP sink that notes when each numbered message (X-Seq: N)
+    arrives; counts like Sink."""
+
+    def __init__(self):
+        import asyncio
+
+        self.port = free_port()
+        self.count = 0
+        self.arrived = {}
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def session(reader, writer):
+            writer.write(b"220 sink ESMTP\r\n")
+            try:
+                while True:
+                    line = await reader.readline()
+                    if not line:
+                        break
+                    verb = line[:4].upper()
+                    if verb == b"DATA":
+                        writer.write(b"354 go\r\n")
+                        seq = None
+                        while True:
+                            data = await reader.readline()
+                            if data in (b".\r\n", b""):
+                                break
+                            if seq is None and data.startswith(b"X-Seq: "):
+                                seq = int(data[7:].strip())
+                        if seq is not None:
+                            self.arrived.setdefault(seq, time.monotonic())
+                        self.count += 1
+                        writer.write(b"250 ok\r\n")
+                    elif verb == b"QUIT":
+                        writer.write(b"221 bye\r\n")
+                        await writer.drain()
+                        break
+                    else:
+                        writer.write(b"250 ok\r\n")
+                    await writer.drain()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            writer.close()
+
+        def serve():
+            asyncio.set_event_loop(self.loop)
+            server = self.loop.run_until_complete(asyncio.start_server(session, "127.0.0.1", self.port))
+            self.server = server
+            ready.set()
+            self.loop.run_forever()
+
+        threading.Thread(target=serve, daemon=True).start()
+        ready.wait()
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def paced_source(port, sessions, msgs, size, rate, offset=0):
+    """Sends `msgs` numbered messages at `rate` per second over `sessions`
+    kept connections; returns {number: time of its 250}."""
+    import smtplib
+
+    pad = ("x" * 78 + "\r\n") * max(1, size // 80)
+    acked = {}
+    lock = threading.Lock()
+    nxt = [0]
+    errors = []
+    start = time.monotonic() + 0.2
+
+    def worker():
+        s = smtplib.SMTP("127.0.0.1", port, timeout=60)
+        try:
+            while True:
+                with lock:
+                    i = nxt[0]
+                    if i >= msgs:
+                        return
+                    nxt[0] += 1
+                due = start + i / rate
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                seq = offset + i
+                body = f"Subject: paced\r\nX-Seq: {seq}\r\n\r\n" + pad
+                try:
+                    s.sendmail("load@source.example", ["sink@sink.example"], body)
+                    acked[seq] = time.monotonic()
+                except Exception as e:  # noqa: BLE001 - reported after the run
+                    errors.append(repr(e))
+        finally:
+            try:
+                s.quit()
+            except Exception:  # noqa: BLE001
+                pass
+
+    threads = [threading.Thread(target=worker) for _ in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} messages failed: {errors[0]}")
+    return acked
+
+
+def percentile(values, p):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+def settle():
+    """The same machine state before each run: dirty pages written back,
+    the page cache dropped (root only), a moment of quiet."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+    time.sleep(1)
+
+
 class Sink:
     """smtp-sink on loopback, counting what arrives."""
 
@@ -274,6 +418,28 @@ class Mta:
             stderr=open(os.path.join(self.root, "stderr"), "w"),
         )
         wait_port(self.port)
+
+    def cpu_now(self):
+        """CPU seconds of the group so far (None without a group): the
+        measured load's share is the difference, without start, warm-up
+        and stop."""
+        return self.group.seconds()
+
+    def cpu_quiet(self):
+        """CPU seconds once the MTA has finished what the load left it
+        (removing delivered files): when 100 ms pass with under 1 ms used,
+        at most 5 s."""
+        last = self.cpu_now()
+        if last is None:
+            return None
+        end = time.time() + 5
+        while time.time() < end:
+            time.sleep(0.1)
+            now = self.cpu_now()
+            if now - last < 0.001:
+                return now
+            last = now
+        return last
 
     def finish(self):
         """Stops the MTA; returns its CPU seconds."""
@@ -424,38 +590,67 @@ local_recipient_maps =
         )
 
 
+def source_args(case, msgs, port):
+    args = ["smtp-source", "-s", str(SESSIONS), "-m", str(msgs)]
+    args += ["-l", str(case["size"]), "-f", "load@source.example", "-t", "sink@sink.example"]
+    if case["rcpts"] > 1:
+        args += ["-r", str(case["rcpts"])]
+    if case["reuse"]:
+        args.append("-d")
+    return args + [f"127.0.0.1:{port}"]
+
+
+def wait_count(sink, n, kind):
+    end = time.time() + DEADLINE
+    while sink.count < n and time.time() < end:
+        time.sleep(0.01)
+    if sink.count < n:
+        raise RuntimeError(f"{kind}: the sink got {sink.count} of {n}")
+
+
 def run_once(kind, case, binary, workdir, cert):
+    settle()
     root = tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir)
     os.chmod(root, 0o755)
-    sink = Sink()
+    paced = "rate" in case
+    sink = TimingSink() if paced else Sink()
     cert = cert if case.get("tls") else None
     mta = Postern(root, sink.port, binary, cert) if kind == "postern" else Postfix(root, sink.port, cert)
+    latency = {}
     try:
         mta.start()
         time.sleep(1)
         idle = tree_rss(mta.wrapper.pid)
+        # The same warm-up for both: processes started, caches filled,
+        # connections to the sink open.
+        subprocess.run(source_args(dict(case, rcpts=1), WARMUP, mta.port), check=True, timeout=DEADLINE)
+        wait_count(sink, WARMUP, kind)
+        base = sink.count
         sampler = Sampler(mta.wrapper.pid)
         sampler.start()
-        args = ["smtp-source", "-s", str(SESSIONS), "-m", str(case["msgs"])]
-        args += ["-l", str(case["size"]), "-f", "load@source.example", "-t", "sink@sink.example"]
-        if case["rcpts"] > 1:
-            args += ["-r", str(case["rcpts"])]
-        if case["reuse"]:
-            args.append("-d")
+        cpu_before = mta.cpu_now()
         start = time.time()
         if case.get("tls"):
             tls_source(mta.port, SESSIONS, case["msgs"], case["size"])
+        elif paced:
+            acked = paced_source(mta.port, SESSIONS, case["msgs"], case["size"], case["rate"], offset=10**6)
         else:
-            subprocess.run(args + [f"127.0.0.1:{mta.port}"], check=True, timeout=DEADLINE)
+            subprocess.run(source_args(case, case["msgs"], mta.port), check=True, timeout=DEADLINE)
         accepted = time.time() - start
-        end = start + DEADLINE
-        while sink.count < case["msgs"] and time.time() < end:
-            time.sleep(0.01)
+        wait_count(sink, base + case["msgs"], kind)
         delivered = time.time() - start
         peak = sampler.stop()
-        if sink.count < case["msgs"]:
-            raise RuntimeError(f"{kind}: the sink got {sink.count} of {case['msgs']}")
+        cpu_load = mta.cpu_quiet()
+        if paced:
+            waits = [(sink.arrived[q] - t) * 1000 for q, t in acked.items() if q in sink.arrived]
+            latency = {
+                "p50_ms": percentile(waits, 50),
+                "p99_ms": percentile(waits, 99),
+                "max_ms": max(waits) if waits else float("nan"),
+            }
         cpu = mta.finish()
+        if cpu_before is not None and cpu_load is not None:
+            cpu = cpu_load - cpu_before
     finally:
         sink.stop()
         try:
@@ -466,13 +661,15 @@ def run_once(kind, case, binary, workdir, cert):
     # here would slow the next run's file creation (ext4 skips recently
     # freed inodes), whichever MTA it is.
     n = case["msgs"]
-    return {
+    out = {
         "accepted": n / accepted,
         "e2e": n / delivered,
         "cpu_ms": cpu * 1000 / n,
         "peak_mb": peak / 2**20,
         "idle_mb": idle / 2**20,
     }
+    out.update(latency)
+    return out
 
 
 def main():
@@ -486,7 +683,12 @@ def main():
     workdir = tempfile.mkdtemp(prefix="postern-load-")
     os.chmod(workdir, 0o755)
     results = {}
+    spread = {}
     cert = make_cert(workdir)
+    print("settings, both MTAs: smtpd_peername_lookup = no; log to a file in the run's directory;")
+    print(f"  queue file synced before 250; {WARMUP} warm-up messages; {SESSIONS} sessions;")
+    print("  sync + drop_caches before every run; runs alternate; relay to a sink on loopback")
+    print(f"  cases: " + "; ".join(f"{n} {CASES[n]}" for n in args.cases.split(",")), flush=True)
     try:
         for name in args.cases.split(","):
             case = dict(CASES[name])
@@ -501,16 +703,25 @@ def main():
             results[name] = {
                 kind: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for kind, rs in runs.items()
             }
+            spread[name] = {
+                kind: {k: (min(r[k] for r in rs), max(r[k] for r in rs)) for k in rs[0]} for kind, rs in runs.items()
+            }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
-    print(f"{'case':10} {'metric':12} {'postern':>10} {'postfix':>10} {'ratio':>8}")
+    print(f"{'case':10} {'metric':12} {'postern':>10} {'postfix':>10} {'ratio':>8}   {'postern range':>19} {'postfix range':>19}")
     for name, r in results.items():
-        for metric in ("accepted", "e2e", "cpu_ms", "peak_mb", "idle_mb"):
+        for metric in ("accepted", "e2e", "cpu_ms", "peak_mb", "idle_mb", "p50_ms", "p99_ms", "max_ms"):
+            if metric not in r["postern"]:
+                continue
             a, b = r["postern"][metric], r["postfix"][metric]
             ratio = a / b if b else float("nan")
-            print(f"{name:10} {metric:12} {a:10.2f} {b:10.2f} {ratio:8.2f}")
-    print(json.dumps(results))
+            ra, rb = spread[name]["postern"][metric], spread[name]["postfix"][metric]
+            print(
+                f"{name:10} {metric:12} {a:10.2f} {b:10.2f} {ratio:8.2f}   "
+                f"{ra[0]:9.2f}-{ra[1]:<9.2f} {rb[0]:9.2f}-{rb[1]:<9.2f}"
+            )
+    print(json.dumps({"medians": results, "ranges": spread}))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 # from Debian for smtp-source, smtp-sink and the instance to compare with
 # (its own service stays off), builds postern in release mode, and runs
 # both MTAs under the same load on loopback. Needs root. Arguments go to
-# load.py: --runs N, --cases 4k,4k-reuse,100k,10rcpt,4k-tls, --scale F.
+# load.py: --runs N, --cases 4k,4k-reuse,100k,10rcpt,4k-tls,lat-200,lat-1000, --scale F.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v smtp-source >/dev/null || ! command -v postfix >/dev/null; then
