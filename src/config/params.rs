@@ -401,8 +401,10 @@ declare! {
         /// Captured messages older than this are deleted (0: kept until deleted).
         capture_max_age: Duration = Text("7d"), parse::duration, "qmgr";
         /// In capture mode, accept any SMTP AUTH user name and password.
-        /// The user name still names the mailbox (capture_mailbox_by =
-        /// sasl_username). Needs smtpd_sasl_auth_enable = yes.
+        /// AUTH is offered for it; the user name names the mailbox
+        /// (capture_mailbox_by = sasl_username). A client so logged in may
+        /// send to capture_release_domains: keep such a relay off public
+        /// networks.
         capture_accept_any_auth: bool = Text("no"), parse::yes_no, "smtpd";
     }
     "SMTP server TLS" "" {

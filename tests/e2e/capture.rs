@@ -559,6 +559,35 @@ fn access_needs_credentials_once_set() {
         assert_eq!(get(&p, open).code, 200, "{open}");
     }
 
+    // A reload puts new rules in force; one that would open a public
+    // listener without a login is refused and the old rules stay.
+    p.write_config("admin_api_token = \"tok-456\"\n");
+    assert!(p.run(&["reload"]).status.success());
+    assert_eq!(
+        request(&p, "GET", "/queue", &[("Authorization", &good)], b"").code,
+        401
+    );
+    assert_eq!(
+        request(
+            &p,
+            "GET",
+            "/queue",
+            &[("Authorization", "Bearer tok-456")],
+            b""
+        )
+        .code,
+        200
+    );
+    p.write_config("admin_listen = \"0.0.0.0:0\"\n");
+    let out = p.run(&["reload"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("set admin_auth_users or admin_api_token"),
+        "{said}"
+    );
+    assert_eq!(get(&p, "/queue").code, 401);
+
     let closed_metrics = Postern::start("admin_api_token = \"t\"\nadmin_metrics_auth = \"yes\"\n");
     assert_eq!(get(&closed_metrics, "/metrics").code, 401);
     assert_eq!(get(&closed_metrics, "/healthz").code, 200);
