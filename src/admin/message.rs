@@ -142,10 +142,54 @@ pub fn parsed(id: &QueueId, state: &MessageState, content: &[u8]) -> Value {
     out
 }
 
-/// The HTML body, when there is one.
+/// Inline images put into the HTML as `data:` URLs, each at most.
+const INLINE_IMAGE_MAX: usize = 2 << 20;
+/// And all of them together.
+const INLINE_IMAGES_MAX: usize = 8 << 20;
+
+/// The HTML body, when there is one, with its inline images (`cid:`
+/// references to parts with a Content-ID) as `data:` URLs, so that the
+/// sandboxed frame shows them without loading anything.
 pub fn html(content: &[u8]) -> Option<String> {
+    use base64::Engine as _;
     let message = MessageParser::default().parse(content)?;
-    message.body_html(0).map(|h| h.into_owned())
+    let mut html = message.body_html(0)?.into_owned();
+    let mut budget = INLINE_IMAGES_MAX;
+    for part in &message.parts {
+        let Some(id) = part.content_id() else {
+            continue;
+        };
+        let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+        let ctype = content_type(part);
+        let bytes = part.contents();
+        if id.is_empty()
+            || !ctype.starts_with("image/")
+            || bytes.len() > INLINE_IMAGE_MAX
+            || bytes.len() > budget
+        {
+            continue;
+        }
+        let reference = format!("cid:{id}");
+        if !html.contains(&reference) {
+            continue;
+        }
+        budget -= bytes.len();
+        let data = format!(
+            "data:{};base64,{}",
+            content_type_token(&ctype),
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        );
+        html = html.replace(&reference, &data);
+    }
+    Some(html)
+}
+
+/// A content type that cannot break out of an attribute.
+fn content_type_token(ctype: &str) -> String {
+    ctype
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "/+.-".contains(*c))
+        .collect()
 }
 
 /// Attachment `n`: its file name, content type and decoded bytes.
@@ -192,6 +236,17 @@ mod tests {
         assert!(s.text.contains("Café"), "{}", s.text);
         assert!(s.matches_text("grüSSe") || s.matches_text("grüße"));
         assert!(!s.matches_text("absent"));
+    }
+
+    #[test]
+    fn inline_images_become_data_urls() {
+        let mail = b"Subject: logo\r\nMIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=r\r\n\r\n--r\r\nContent-Type: text/html\r\n\r\n<img src=\"cid:logo@x\"><img src=\"cid:missing@x\">\r\n--r\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0K\r\n--r--\r\n";
+        let html = html(mail).unwrap();
+        assert!(
+            html.contains("<img src=\"data:image/png;base64,iVBORw0K\">"),
+            "{html}"
+        );
+        assert!(html.contains("cid:missing@x"), "{html}");
     }
 
     #[test]

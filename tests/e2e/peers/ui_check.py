@@ -47,10 +47,14 @@ HTML = f"""<html><head><base href="{remote}/base/">
 <style>body {{ background: url('{remote}/css.png'); }}</style></head>
 <body onload="parent.document.title = 'onload ran'">
 <h1 id="greeting">Your <b>order</b> is on its way</h1>
+<img id="inline" src="cid:logo@shop.example" alt="inline logo">
 <img id="pixel" src="{remote}/pixel.gif" alt="tracking pixel">
 <a id="js" href="javascript:parent.document.title='link ran'">details</a>
 <form action="{remote}/form"><input name="q"></form>
 </body></html>"""
+
+# A 1x1 PNG, attached inline and referenced as cid:.
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 MESSAGE = (
     "From: =?UTF-8?Q?Z=C3=BCrich_Shop?= <shop@dev.example>\r\n"
@@ -59,9 +63,11 @@ MESSAGE = (
     "MIME-Version: 1.0\r\n"
     "Content-Type: multipart/alternative; boundary=b\r\n\r\n"
     "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour order is on its way\r\n"
-    "--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    "--b\r\nContent-Type: multipart/related; boundary=r\r\n\r\n"
+    "--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
     + HTML.replace("\n", "\r\n")
-    + "\r\n--b--\r\n"
+    + "\r\n--r\r\nContent-Type: image/png\r\nContent-ID: <logo@shop.example>\r\n"
+    "Content-Transfer-Encoding: base64\r\n\r\n" + PNG + "\r\n--r--\r\n--b--\r\n"
 )
 
 options = webdriver.ChromeOptions()
@@ -96,6 +102,10 @@ try:
     driver.switch_to.frame(frame)
     greeting = wait.until(EC.presence_of_element_located((By.ID, "greeting")))
     assert "order" in greeting.text
+    # The inline image shows, from the message itself.
+    wait.until(lambda d: d.execute_script(
+        "const i = document.getElementById('inline'); return i.complete && i.naturalWidth === 1;"
+    ))
     driver.find_element(By.ID, "js").click()
     driver.switch_to.default_content()
     driver.save_screenshot(os.path.join(shots, "message.png"))
