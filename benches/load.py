@@ -358,6 +358,27 @@ def percentile(values, p):
     return values[k]
 
 
+def filesystem(path):
+    """The type and mount options of the filesystem holding `path` (they
+    decide what a sync and an unlink cost: a journal or not, discard)."""
+    best = ("?", "?", "")
+    path = os.path.realpath(path)
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, mnt, kind, opts = line.split()[:4]
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best[2]):
+                best = (kind, opts, mnt)
+    journal = ""
+    if best[0] == "ext4":
+        try:
+            out = subprocess.run(["findmnt", "-no", "SOURCE", best[2]], capture_output=True, text=True).stdout.strip()
+            feats = subprocess.run(["dumpe2fs", "-h", out], capture_output=True, text=True).stdout
+            journal = ", journal" if "has_journal" in feats else ", no journal"
+        except OSError:
+            pass
+    return f"{best[0]} ({best[1]}{journal}) at {best[2]}"
+
+
 def settle():
     """The same machine state before each run: dirty pages written back,
     the page cache dropped (root only), a moment of quiet."""
@@ -688,7 +709,8 @@ def main():
     print("settings, both MTAs: smtpd_peername_lookup = no; log to a file in the run's directory;")
     print(f"  queue file synced before 250; {WARMUP} warm-up messages; {SESSIONS} sessions;")
     print("  sync + drop_caches before every run; runs alternate; relay to a sink on loopback")
-    print(f"  cases: " + "; ".join(f"{n} {CASES[n]}" for n in args.cases.split(",")), flush=True)
+    print(f"  cases: " + "; ".join(f"{n} {CASES[n]}" for n in args.cases.split(",")))
+    print(f"  machine: {os.cpu_count()} CPUs; queues on {filesystem(workdir)}", flush=True)
     try:
         for name in args.cases.split(","):
             case = dict(CASES[name])
