@@ -214,6 +214,22 @@ fn two_users_two_mailboxes_then_release() {
             .contains("no such message")
     );
     assert_eq!(request(&p, "DELETE", "/mailboxes/bob", &[], b"").code, 404);
+
+    // Requeued (postsuper -r), a captured message is delivered too; its
+    // show and hold answer as for any queued message.
+    let shop = id_of(&captured(&p, "shop.example")[0]);
+    let shown = get(&p, &format!("/queue/{shop}")).json();
+    assert_eq!(shown["state"]["mailbox"], "shop.example");
+    assert_eq!(shown["state"]["queue"], "hold");
+    let r = request(&p, "POST", &format!("/queue/{shop}/requeue"), &[], b"");
+    assert_eq!(r.code, 200, "{}", r.text());
+    let got = peer.wait_messages(3);
+    assert_eq!(got[2].rcpts, vec!["<buyer@Shop.Example>".to_string()]);
+    p.wait_empty();
+    assert_eq!(
+        request(&p, "POST", &format!("/queue/{shop}/hold"), &[], b"").code,
+        404
+    );
 }
 
 #[test]
