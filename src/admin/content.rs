@@ -90,6 +90,10 @@ pub async fn raw(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{id}.eml\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

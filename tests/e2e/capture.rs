@@ -351,6 +351,10 @@ fn the_api_reads_messages() {
         raw.header("content-type").as_deref(),
         Some("message/rfc822")
     );
+    assert_eq!(
+        raw.header("content-security-policy").as_deref(),
+        Some("sandbox")
+    );
     assert!(
         raw.text()
             .contains("Subject: =?ISO-8859-1?Q?Re=E7u?= de commande")
