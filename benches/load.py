@@ -20,7 +20,8 @@ Both MTAs sync the queue file before answering 250 (Postfix's default;
 postern always). Run as root (Postfix's master needs it): benches/load.sh.
 
 Both sides get the same settings, printed at the start of the run: no
-reverse lookups of clients (smtpd_peername_lookup = no), the log to a file
+reverse lookups of clients (smtpd_peername_lookup = no; --lookups turns them
+on for both, each MTA's default), the log to a file
 of their own, the queue file synced before 250, the same warm-up (WARMUP
 messages through the MTA and the sink before the measured load), and the
 same state of the machine before each run (dirty pages written back, the
@@ -65,6 +66,7 @@ CASES = {
 SESSIONS = 20
 DEADLINE = 300  # seconds a run may take, at most
 WARMUP = 200  # messages through each MTA before the measured load
+LOOKUPS = ["no"]  # smtpd_peername_lookup for both (--lookups: yes)
 
 # Runs a command in a CPU accounting group of its own (when the machine
 # has one to offer) and reports the CPU time of its whole tree: the group's
@@ -517,7 +519,7 @@ class Postern(Mta):
                         f'relayhost = "[127.0.0.1]:{sink_port}"',
                         'smtp_tls_security_level = "none"',
                         # Client names are not looked up by either MTA.
-                        'smtpd_peername_lookup = "no"',
+                        f'smtpd_peername_lookup = "{LOOKUPS[0]}"',
                     ]
                     + tls
                     + [""]
@@ -583,7 +585,7 @@ mydestination =
 relayhost = [127.0.0.1]:{sink_port}
 mynetworks = 127.0.0.0/8
 smtp_tls_security_level = none
-smtpd_peername_lookup = no
+smtpd_peername_lookup = {LOOKUPS[0]}
 {tls}maillog_file = {root}/maillog
 maillog_file_prefixes = {root}
 alias_maps =
@@ -699,14 +701,17 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="runs per MTA and case (medians)")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
     parser.add_argument("--scale", type=float, default=1.0, help="multiply message counts")
+    parser.add_argument("--lookups", action="store_true", help="reverse lookups of clients on both sides")
     args = parser.parse_args()
+    if args.lookups:
+        LOOKUPS[0] = "yes"
     binary = os.path.abspath(args.binary)
     workdir = tempfile.mkdtemp(prefix="postern-load-")
     os.chmod(workdir, 0o755)
     results = {}
     spread = {}
     cert = make_cert(workdir)
-    print("settings, both MTAs: smtpd_peername_lookup = no; log to a file in the run's directory;")
+    print(f"settings, both MTAs: smtpd_peername_lookup = {LOOKUPS[0]}; log to a file in the run's directory;")
     print(f"  queue file synced before 250; {WARMUP} warm-up messages; {SESSIONS} sessions;")
     print("  sync + drop_caches before every run; runs alternate; relay to a sink on loopback")
     print(f"  cases: " + "; ".join(f"{n} {CASES[n]}" for n in args.cases.split(",")))
