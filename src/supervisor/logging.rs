@@ -65,16 +65,69 @@ impl Destination {
     }
 }
 
+/// What the installed layer writes to. A line is appended to `pending`
+/// and written by whichever thread holds `out`: a thread that finds `out`
+/// taken leaves its line to the holder, which writes what is pending
+/// before it lets go, so lines logged at once go out in one write, in
+/// order, and no thread waits on another's system call. Warnings and
+/// worse are written before their call returns.
 struct Sink {
-    destination: Destination,
-    out: Box<dyn Write + Send>,
+    destination: std::sync::RwLock<Destination>,
+    pending: Mutex<Vec<u8>>,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl Sink {
+    fn new(destination: Destination, out: Box<dyn Write + Send>) -> Sink {
+        Sink {
+            destination: std::sync::RwLock::new(destination),
+            pending: Mutex::new(Vec::new()),
+            out: Mutex::new(out),
+        }
+    }
+
+    fn push(&self, line: &str, wait: bool) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.extend_from_slice(line.as_bytes());
+        }
+        self.drain(wait);
+    }
+
+    /// Writes what is pending, unless another thread holds the output
+    /// (and will); with `wait`, waits for it and writes.
+    fn drain(&self, wait: bool) {
+        loop {
+            let out = if wait {
+                self.out.lock().ok()
+            } else {
+                self.out.try_lock().ok()
+            };
+            let Some(mut out) = out else {
+                return;
+            };
+            loop {
+                let batch = match self.pending.lock() {
+                    Ok(mut pending) if !pending.is_empty() => std::mem::take(&mut *pending),
+                    _ => break,
+                };
+                let _ = out.write_all(&batch);
+            }
+            let _ = out.flush();
+            drop(out);
+            // A line that came while the output was let go is written
+            // by this thread, or by the one that took the output since.
+            if self.pending.lock().map_or(true, |p| p.is_empty()) {
+                return;
+            }
+        }
+    }
 }
 
 /// The sink of the installed layer, for [`reopen`] and [`fatal`].
-static INSTALLED: OnceLock<Arc<Mutex<Sink>>> = OnceLock::new();
+static INSTALLED: OnceLock<Arc<Sink>> = OnceLock::new();
 
 pub struct MaillogLayer {
-    sink: Arc<Mutex<Sink>>,
+    sink: Arc<Sink>,
     pid: u32,
 }
 
@@ -83,7 +136,7 @@ impl MaillogLayer {
     pub fn open(destination: Destination) -> io::Result<MaillogLayer> {
         let out = destination.open()?;
         Ok(MaillogLayer {
-            sink: Arc::new(Mutex::new(Sink { destination, out })),
+            sink: Arc::new(Sink::new(destination, out)),
             pid: std::process::id(),
         })
     }
@@ -91,14 +144,11 @@ impl MaillogLayer {
     /// Writes one event, in the configured format; `syslog_name` in
     /// place of the configured one.
     pub fn write(&self, syslog_name: Option<&str>, program: &str, severity: Severity, text: &str) {
-        let Ok(mut sink) = self.sink.lock() else {
-            return;
+        let line = match self.sink.destination.read() {
+            Ok(destination) => destination.line(syslog_name, program, self.pid, severity, text),
+            Err(_) => return,
         };
-        let line = sink
-            .destination
-            .line(syslog_name, program, self.pid, severity, text);
-        let _ = sink.out.write_all(line.as_bytes());
-        let _ = sink.out.flush();
+        self.sink.push(&line, severity != Severity::Info);
     }
 
     /// Installs this layer as the process's subscriber, and a panic hook
@@ -126,6 +176,13 @@ impl MaillogLayer {
             tracing::error!(target: "master", severity = "panic", "thread {thread}: {text}{location}");
         }));
         Ok(())
+    }
+}
+
+/// Writes every line still pending (before the process ends).
+pub fn flush() {
+    if let Some(sink) = INSTALLED.get() {
+        sink.drain(true);
     }
 }
 
@@ -177,8 +234,13 @@ pub fn reopen(destination: Destination) -> io::Result<()> {
         return Ok(());
     };
     let out = destination.open()?;
-    if let Ok(mut sink) = sink.lock() {
-        *sink = Sink { destination, out };
+    // What is pending goes to the old file; what comes after, to the new.
+    sink.drain(true);
+    if let Ok(mut current) = sink.out.lock() {
+        *current = out;
+    }
+    if let Ok(mut current) = sink.destination.write() {
+        *current = destination;
     }
     Ok(())
 }
@@ -309,6 +371,59 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for MaillogLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer into shared memory, counting its writes.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<(Vec<u8>, usize)>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut inner = self.0.lock().unwrap();
+            inner.0.extend_from_slice(buf);
+            inner.1 += 1;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_from_many_threads_arrive_whole_and_in_order() {
+        let out = Shared::default();
+        let destination = Destination {
+            maillog_file: "-".into(),
+            host: "mx".into(),
+            syslog_name: "postfix".into(),
+            format: Format::Postfix,
+        };
+        let sink = Arc::new(Sink::new(destination, Box::new(out.clone())));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    for n in 0..2000 {
+                        sink.push(&format!("thread {t} line {n}\n"), n % 500 == 0);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        sink.drain(true);
+        let (bytes, writes) = out.0.lock().unwrap().clone();
+        let text = String::from_utf8(bytes).unwrap();
+        let mut next = [0usize; 4];
+        for line in text.lines() {
+            let words: Vec<&str> = line.split(' ').collect();
+            let (t, n): (usize, usize) = (words[1].parse().unwrap(), words[3].parse().unwrap());
+            assert_eq!(n, next[t], "thread {t}'s lines in order");
+            next[t] += 1;
+        }
+        assert_eq!(next, [2000; 4], "every line written once");
+        assert!(writes <= 8000, "{writes} writes");
+    }
 
     #[test]
     fn programs_from_targets() {

@@ -181,7 +181,7 @@ pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
     if let Err(e) = store.flush() {
         tracing::error!(target: "master", "flushing queue state: {e}");
     }
-    Ok(match end {
+    let status = match end {
         TreeEnd::Shutdown => {
             tracing::info!(target: "master", "terminating");
             0
@@ -190,7 +190,9 @@ pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
             tracing::error!(target: "master", severity = "fatal", "giving up: {why}");
             1
         }
-    })
+    };
+    logging::flush();
+    Ok(status)
 }
 
 fn report_recovery(r: &crate::store::Recovery) {
