@@ -13,7 +13,8 @@ Measured per run:
                per message (a cgroup's CPU accounting where the machine
                offers one, else getrusage of a wrapper that waits for it)
   peak MB      peak resident memory of the MTA's process tree (sum of the
-               proportional set sizes of its processes, sampled every 20 ms)
+               proportional set sizes of its processes, sampled every 20 ms;
+               the Python wrapper that accounts the CPU is not counted)
   idle MB      the same, after start and before the load
 
 Both MTAs sync the queue file before answering 250 (Postfix's default;
@@ -163,11 +164,12 @@ def descendants(root):
 
 
 def tree_rss(root):
-    """Resident memory of a process tree: the sum of each process's
-    proportional share (PSS), so that pages shared between Postfix's
-    processes are counted once."""
+    """Resident memory of the processes below `root` (the CPU wrapper,
+    itself not counted): the sum of each process's proportional share
+    (PSS), so that pages shared between Postfix's processes are counted
+    once."""
     total = 0
-    for pid in descendants(root):
+    for pid in descendants(root)[1:]:
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 for line in f:
