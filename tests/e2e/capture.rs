@@ -714,3 +714,39 @@ fn a_big_attachment_and_many_parts() {
     assert!(peak < 400 * 1024, "peak {peak} kB");
     eprintln!("memory: {before} kB before, {after} kB after, peak {peak} kB");
 }
+
+#[test]
+fn the_web_interface_behind_a_login() {
+    let peer = Peer::start(Behaviour::default());
+    let users = tempfile::NamedTempFile::new().unwrap();
+    let hash = postern::sasl::hash::make(postern::sasl::hash::Scheme::Sha512Crypt, b"dev").unwrap();
+    std::fs::write(users.path(), format!("dev {hash}\n")).unwrap();
+    let p = capturing(
+        &peer,
+        &format!(
+            "admin_auth_users = \"texthash:{}\"\n",
+            users.path().display()
+        ),
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/e2e/peers/ui_auth_check.py"
+    );
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(format!("http://dev:dev@{}", admin_addr(&p)))
+        .arg(p.smtp.port().to_string())
+        .output()
+        .expect("python3 with selenium");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !p.log().contains("admin authentication failed"),
+        "{}",
+        p.log()
+    );
+}

@@ -23,8 +23,12 @@ function say(text) {
   say.timer = setTimeout(() => s.classList.remove("shown"), 2500);
 }
 
+// Requests go to the origin itself: a page opened as http://user:pass@host/
+// has the credentials in its base URL, which fetch and frames refuse.
+const at = (path) => location.origin + path;
+
 async function api(path, options) {
-  const response = await fetch(path, Object.assign({ credentials: "same-origin" }, options));
+  const response = await fetch(at(path), Object.assign({ credentials: "same-origin" }, options));
   if (!response.ok) {
     let why = response.status + " " + response.statusText;
     try { why = (await response.json()).error || why; } catch (_) { /* not JSON */ }
@@ -137,7 +141,7 @@ function tab(name) {
 
 function showHtml() {
   const frame = $("html-frame");
-  frame.src = "/queue/" + state.current + "/html" + (state.images ? "?images=yes" : "");
+  frame.src = at("/queue/" + state.current + "/html" + (state.images ? "?images=yes" : ""));
 }
 
 async function openMessage(id) {
@@ -171,7 +175,7 @@ async function openMessage(id) {
   list.replaceChildren();
   for (const a of m.attachments) {
     const li = el("li");
-    const link = el("a", a.filename || "attachment " + (a.n + 1), { href: "/queue/" + id + "/attachments/" + a.n, download: "" });
+    const link = el("a", a.filename || "attachment " + (a.n + 1), { href: at("/queue/" + id + "/attachments/" + a.n), download: "" });
     li.append(link, el("span", a.content_type + " · " + size(a.size), { class: "badge" }));
     list.append(li);
   }
@@ -201,7 +205,7 @@ async function release(to) {
 }
 
 function listen() {
-  const events = new EventSource("/events");
+  const events = new EventSource(at("/events"));
   events.onopen = () => $("live").classList.add("on");
   events.onerror = () => $("live").classList.remove("on");
   for (const kind of ["arrival", "release", "move", "removal", "lagged"]) events.addEventListener(kind, refresh);
