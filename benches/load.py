@@ -211,6 +211,18 @@ def make_cert(workdir):
     return cert, key
 
 
+def run_workers(worker, sessions, errors):
+    """Runs `sessions` threads of `worker` to their end; raises if any
+    message failed."""
+    threads = [threading.Thread(target=worker) for _ in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} messages failed: {errors[0]}")
+
+
 def tls_source(port, sessions, msgs, size):
     """What smtp-source does, over STARTTLS: `sessions` threads, a new
     connection and handshake per message, until `msgs` are accepted."""
@@ -238,13 +250,7 @@ def tls_source(port, sessions, msgs, size):
             except Exception as e:  # noqa: BLE001 - reported after the run
                 errors.append(repr(e))
 
-    threads = [threading.Thread(target=worker) for _ in range(sessions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError(f"{len(errors)} messages failed: {errors[0]}")
+    run_workers(worker, sessions, errors)
 
 
 class TimingSink:
@@ -344,13 +350,7 @@ def paced_source(port, sessions, msgs, size, rate, offset=0):
             except Exception:  # noqa: BLE001
                 pass
 
-    threads = [threading.Thread(target=worker) for _ in range(sessions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError(f"{len(errors)} messages failed: {errors[0]}")
+    run_workers(worker, sessions, errors)
     return acked
 
 

@@ -129,7 +129,7 @@ async fn select(deps: &AdminDeps, filter: Filter) -> Result<Page, (StatusCode, J
             kept.reverse();
         }
         let summarize = |e: &Entry| {
-            message::load(&store, &e.queue_id)
+            message::read(&store, &e.queue_id)
                 .ok()
                 .map(|(_, content)| Summary::of(&content))
         };
@@ -342,13 +342,9 @@ pub async fn release(
     }
     let store = deps.store.clone();
     let key = qid.clone();
-    let file = tokio::task::spawn_blocking(move || {
-        let (_, content) = message::load(&store, &key)?;
-        let file = store.open_queue_file(&key)?;
-        Ok::<_, crate::store::StoreError>((file.envelope, content))
-    })
-    .await
-    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let file = tokio::task::spawn_blocking(move || message::read(&store, &key))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     let (envelope, content) = file.map_err(|e| not_found_or(e, &qid))?;
     let copy = deps
         .cleanup
@@ -363,17 +359,12 @@ pub async fn release(
     })))
 }
 
-fn not_found_or(e: crate::store::StoreError, id: &QueueId) -> (StatusCode, Json<Value>) {
-    match e {
-        crate::store::StoreError::NotFound(_) => {
-            error(StatusCode::NOT_FOUND, format!("{id}: no such message"))
-        }
-        crate::store::StoreError::Io { source, .. }
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            error(StatusCode::NOT_FOUND, format!("{id}: no such message"))
-        }
-        other => error(StatusCode::INTERNAL_SERVER_ERROR, other),
+/// 404 for a message that is not queued, 500 for other store failures.
+pub fn not_found_or(e: crate::store::StoreError, id: &QueueId) -> (StatusCode, Json<Value>) {
+    if e.is_not_found() {
+        error(StatusCode::NOT_FOUND, format!("{id}: no such message"))
+    } else {
+        error(StatusCode::INTERNAL_SERVER_ERROR, e)
     }
 }
 

@@ -10,12 +10,12 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::Value;
 
-use super::AdminDeps;
 use super::api::{error, parse_id};
 use super::message;
+use super::{AdminDeps, guarded};
 use crate::mail::QueueId;
 use crate::store::MessageState;
 
@@ -44,22 +44,9 @@ async fn load(
     let loaded = tokio::task::spawn_blocking(move || message::load(&store, &key))
         .await
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    match loaded {
-        Ok((state, content)) => Ok((id, state, content)),
-        Err(crate::store::StoreError::NotFound(_)) => Err(error(
-            StatusCode::NOT_FOUND,
-            format!("{id}: no such message"),
-        )),
-        Err(crate::store::StoreError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            Err(error(
-                StatusCode::NOT_FOUND,
-                format!("{id}: no such message"),
-            ))
-        }
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
-    }
+    loaded
+        .map(|(state, content)| (id.clone(), state, content))
+        .map_err(|e| super::api::not_found_or(e, &id))
 }
 
 /// `GET /queue/{id}/message`: headers, text, whether there is HTML, attachments.
@@ -80,22 +67,11 @@ pub async fn raw(
     Path(id): Path<String>,
 ) -> Result<Response, Refusal> {
     let (id, _, mut content) = load(&deps, &id).await?;
-    let mut response = std::mem::take(&mut content.0).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("message/rfc822"),
-    );
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox"),
-    );
+    let mut response = guarded(std::mem::take(&mut content.0), "message/rfc822", "sandbox");
     if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{id}.eml\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
 }
@@ -118,24 +94,11 @@ pub async fn html(
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("{id}: no HTML body")))?;
     let remote = super::api::yes(options.images.as_deref());
-    let mut response = body.into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    if let Ok(policy) = HeaderValue::from_str(&html_policy(remote)) {
-        h.insert(header::CONTENT_SECURITY_POLICY, policy);
-    }
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    Ok(response)
+    Ok(guarded(
+        body,
+        "text/html; charset=utf-8",
+        &html_policy(remote),
+    ))
 }
 
 /// `GET /queue/{id}/attachments/{n}`: one attachment, decoded, as a download.
@@ -153,24 +116,12 @@ pub async fn attachment(
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("{id}: no attachment {n}")))?;
     let (name, content_type, bytes) = found;
     let name = safe_filename(name.as_deref().unwrap_or(""), n);
-    let mut response = bytes.into_response();
-    let h = response.headers_mut();
     // The type is told, but the browser must download, not show, it.
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    let mut response = guarded(bytes, "application/octet-stream", "sandbox");
+    let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&content_type_hint(&content_type)) {
         h.insert("x-attachment-content-type", v);
     }
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox"),
-    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

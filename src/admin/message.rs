@@ -5,7 +5,7 @@
 use mail_parser::{Address, MessageParser, MimeHeaders};
 use serde_json::{Value, json};
 
-use crate::mail::QueueId;
+use crate::mail::{Envelope, QueueId};
 use crate::store::{MessageState, Store, StoreError, WholeContent};
 
 /// The attachments listed in a message's summary, at most (their count is
@@ -14,8 +14,14 @@ const LISTED_ATTACHMENTS: usize = 1000;
 
 /// The queue state and content of a message.
 pub fn load(store: &Store, id: &QueueId) -> Result<(MessageState, WholeContent), StoreError> {
-    use std::io::Read;
     let state = store.get(id)?;
+    Ok((state, read(store, id)?.1))
+}
+
+/// The envelope and content of a queued message, from one opening of its
+/// queue file.
+pub fn read(store: &Store, id: &QueueId) -> Result<(Envelope, WholeContent), StoreError> {
+    use std::io::Read;
     let mut file = store.open_queue_file(id)?;
     let mut content = Vec::with_capacity(file.content_len as usize);
     file.content()
@@ -24,7 +30,7 @@ pub fn load(store: &Store, id: &QueueId) -> Result<(MessageState, WholeContent),
             path: store.spool_path(id),
             source: e,
         })?;
-    Ok((state, WholeContent(content)))
+    Ok((file.envelope, WholeContent(content)))
 }
 
 /// `Name <address>` of each address in a header.

@@ -7,7 +7,7 @@
 //! rebuilt from the spool puts captured mail back in `hold`, in its mailbox.
 
 use crate::config::Config;
-use crate::mail::{Envelope, Recipient};
+use crate::mail::{Envelope, Recipient, header};
 
 /// The mailbox of mail no rule names.
 pub const DEFAULT_MAILBOX: &str = "default";
@@ -127,26 +127,12 @@ pub fn clean_name(raw: &str) -> String {
         .collect()
 }
 
-/// The first value of a header field, unfolded and trimmed.
-pub fn header_value(header: &[u8], name: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(header);
-    let mut lines = text.split("\r\n").peekable();
-    while let Some(line) = lines.next() {
-        let Some((field, value)) = line.split_once(':') else {
-            continue;
-        };
-        if !field.trim_end().eq_ignore_ascii_case(name) {
-            continue;
-        }
-        let mut value = value.trim().to_string();
-        while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
-            value.push(' ');
-            value.push_str(next.trim());
-            lines.next();
-        }
-        return Some(value);
-    }
-    None
+/// The first value of a header field, unfolded.
+pub fn header_value(section: &[u8], name: &str) -> Option<String> {
+    header::fields(section)
+        .into_iter()
+        .find(|f| header::is_named(f, name))
+        .map(header::value)
 }
 
 #[cfg(test)]

@@ -460,8 +460,8 @@ impl CleanupHandle {
                         .await?;
                 }
                 envelope.recipients = kept;
-                let header_end = header_end(&content);
-                let mailbox = capture.mailbox(&envelope, &content[..header_end]);
+                let (section, _) = crate::mail::header::split_entity(&content);
+                let mailbox = capture.mailbox(&envelope, section);
                 envelope.captured = Some(mailbox.clone());
                 let path = finished.path_with_suffix("captured");
                 drop(finished);
@@ -505,8 +505,11 @@ impl CleanupHandle {
             .await
             .map_err(CleanupError::Write)?;
         let info = HeaderInfo {
-            message_id: capture::header_value(&content[..header_end(content)], "message-id")
-                .unwrap_or_default(),
+            message_id: capture::header_value(
+                crate::mail::header::split_entity(content).0,
+                "message-id",
+            )
+            .unwrap_or_default(),
         };
         self.enqueue(envelope, finished, info, QueueName::Incoming)
             .await
@@ -535,15 +538,6 @@ impl CleanupHandle {
     }
 }
 
-/// Where a message's header section ends (after its blank line's CRLF,
-/// or the whole content when there is no body).
-fn header_end(content: &[u8]) -> usize {
-    content
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(content.len(), |i| i + 2)
-}
-
 /// Writes a queue file of `envelope` and the content in `pieces`.
 async fn write_queue_file(
     path: std::path::PathBuf,
@@ -568,7 +562,7 @@ impl CleanupHandle {
         use crate::mail::Address;
         use crate::milter::Edit;
         let content = finished.content()?;
-        let (header, body) = content.split_at(header_end(&content));
+        let (header, body) = crate::mail::header::split_entity(&content);
         let header_edits: Vec<Edit> = edits.iter().filter(|e| e.is_header()).cloned().collect();
         let new_header = crate::milter::edit::apply_to_header(header, &header_edits);
         let mut new_body: Option<Vec<u8>> = None;
@@ -615,11 +609,9 @@ impl CleanupHandle {
         }
         let path = finished.path_with_suffix("edited");
         drop(finished);
-        match &new_body {
-            // The blank line stays between the header and the new body.
-            Some(b) => write_queue_file(path, envelope, &[&new_header, b"\r\n", b]).await,
-            None => write_queue_file(path, envelope, &[&new_header, body]).await,
-        }
+        // The blank line stays between the header and the body.
+        let body = new_body.as_deref().unwrap_or(body);
+        write_queue_file(path, envelope, &[&new_header, b"\r\n", body]).await
     }
 }
 

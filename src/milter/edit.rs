@@ -5,7 +5,7 @@
 //! defines them. Envelope changes (recipients, sender) and a new body are
 //! carried to cleanup as they are.
 
-use super::protocol::Response;
+use crate::mail::header;
 
 /// One change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,24 +36,6 @@ pub enum Edit {
 }
 
 impl Edit {
-    pub(super) fn from_response(r: Response) -> Edit {
-        match r {
-            Response::AddHeader { name, value } => Edit::AddHeader { name, value },
-            Response::ChangeHeader { index, name, value } => {
-                Edit::ChangeHeader { index, name, value }
-            }
-            Response::InsertHeader { index, name, value } => {
-                Edit::InsertHeader { index, name, value }
-            }
-            Response::AddRcpt(r) | Response::AddRcptPar(r, _) => Edit::AddRcpt(r),
-            Response::DelRcpt(r) => Edit::DelRcpt(r),
-            Response::ChangeFrom(f, _) => Edit::ChangeFrom(f),
-            Response::ReplaceBody(b) => Edit::ReplaceBody(b),
-            Response::Quarantine(q) => Edit::Quarantine(q),
-            other => Edit::Quarantine(format!("unexpected {other:?}")),
-        }
-    }
-
     /// Whether it changes the header section.
     pub fn is_header(&self) -> bool {
         matches!(
@@ -61,25 +43,6 @@ impl Edit {
             Edit::AddHeader { .. } | Edit::ChangeHeader { .. } | Edit::InsertHeader { .. }
         )
     }
-}
-
-/// A header field as it is written (name, and the rest of its lines
-/// after the colon, CRLF included).
-fn fields(header: &[u8]) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    for line in header.split_inclusive(|b| *b == b'\n') {
-        let folded = matches!(line.first(), Some(b' ' | b'\t'));
-        match out.last_mut() {
-            Some(last) if folded => last.extend_from_slice(line),
-            _ => out.push(line.to_vec()),
-        }
-    }
-    out
-}
-
-fn name_of(field: &[u8]) -> &[u8] {
-    let end = field.iter().position(|b| *b == b':').unwrap_or(field.len());
-    &field[..end]
 }
 
 /// A header field from a milter's name and value (the value's line
@@ -105,10 +68,13 @@ fn field(name: &str, value: &str) -> Vec<u8> {
     format!("{name}:{space}{value}\r\n").into_bytes()
 }
 
-/// The header section (CRLF lines, without the blank line) with the
+/// The header section (CRLF lines; a blank line ending it is left out) with the
 /// header edits applied in order.
 pub fn apply_to_header(header: &[u8], edits: &[Edit]) -> Vec<u8> {
-    let mut all = fields(header);
+    let mut all: Vec<Vec<u8>> = header::fields(header)
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
     for edit in edits {
         match edit {
             Edit::AddHeader { name, value } => all.push(field(name, value)),
@@ -120,7 +86,7 @@ pub fn apply_to_header(header: &[u8], edits: &[Edit]) -> Vec<u8> {
                 let found = all
                     .iter()
                     .enumerate()
-                    .filter(|(_, f)| name_of(f).eq_ignore_ascii_case(name.as_bytes()))
+                    .filter(|(_, f)| header::is_named(f, name))
                     .nth((*index as usize).saturating_sub(1))
                     .map(|(i, _)| i);
                 match (found, value.is_empty()) {

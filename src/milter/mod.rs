@@ -391,14 +391,7 @@ impl Session {
                         loop {
                             match protocol::read(stream).await? {
                                 Response::Progress => continue,
-                                r @ (Response::AddHeader { .. }
-                                | Response::ChangeHeader { .. }
-                                | Response::InsertHeader { .. }
-                                | Response::AddRcpt(_)
-                                | Response::AddRcptPar(..)
-                                | Response::DelRcpt(_)
-                                | Response::ReplaceBody(_)
-                                | Response::ChangeFrom(..)) => mine.push(Edit::from_response(r)),
+                                Response::Edit(edit) => mine.push(edit),
                                 Response::Quarantine(reason) => mine.push(Edit::Quarantine(reason)),
                                 other => return Ok::<_, protocol::ProtocolError>((other, mine)),
                             }

@@ -3,6 +3,7 @@
 //! ([`Command`]) and what a milter answers ([`Response`]). Pure: no I/O
 //! beyond reading and writing one packet.
 
+use super::edit::Edit;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The longest packet taken from a milter (a body replacement chunk is
@@ -188,26 +189,9 @@ pub enum Response {
     Quarantine(String),
     Progress,
     Skip,
-    /// Modifications, at the end of the message only.
-    AddHeader {
-        name: String,
-        value: String,
-    },
-    ChangeHeader {
-        index: u32,
-        name: String,
-        value: String,
-    },
-    InsertHeader {
-        index: u32,
-        name: String,
-        value: String,
-    },
-    AddRcpt(String),
-    AddRcptPar(String, String),
-    DelRcpt(String),
-    ReplaceBody(Vec<u8>),
-    ChangeFrom(String, String),
+    /// A modification, at the end of the message only (ESMTP arguments
+    /// of added recipients and a new sender are not kept).
+    Edit(Edit),
     /// Macros the milter wants per stage (SMFIR_SETSYMLIST in OPTNEG).
     Unknown(u8),
 }
@@ -269,30 +253,28 @@ pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> Result<Response, ProtocolE
         b's' => Response::Skip,
         b'h' => {
             let (name, value) = pair()?;
-            Response::AddHeader { name, value }
+            Response::Edit(Edit::AddHeader { name, value })
         }
         b'm' | b'i' => {
             let index = u32_at(data, 0).ok_or_else(bad)?;
             let s = strings(&data[4..]);
             let name = s.first().cloned().ok_or_else(bad)?;
             let value = s.get(1).cloned().unwrap_or_default();
-            if code == b'm' {
-                Response::ChangeHeader { index, name, value }
+            Response::Edit(if code == b'm' {
+                Edit::ChangeHeader { index, name, value }
             } else {
-                Response::InsertHeader { index, name, value }
-            }
+                Edit::InsertHeader { index, name, value }
+            })
         }
-        b'+' => Response::AddRcpt(strings(data).first().cloned().ok_or_else(bad)?),
-        b'2' => {
-            let (rcpt, args) = pair()?;
-            Response::AddRcptPar(rcpt, args)
-        }
-        b'-' => Response::DelRcpt(strings(data).first().cloned().ok_or_else(bad)?),
-        b'b' => Response::ReplaceBody(data.to_vec()),
-        b'e' => {
-            let (from, args) = pair()?;
-            Response::ChangeFrom(from, args)
-        }
+        b'+' => Response::Edit(Edit::AddRcpt(
+            strings(data).first().cloned().ok_or_else(bad)?,
+        )),
+        b'2' => Response::Edit(Edit::AddRcpt(pair()?.0)),
+        b'-' => Response::Edit(Edit::DelRcpt(
+            strings(data).first().cloned().ok_or_else(bad)?,
+        )),
+        b'b' => Response::Edit(Edit::ReplaceBody(data.to_vec())),
+        b'e' => Response::Edit(Edit::ChangeFrom(pair()?.0)),
         other => Response::Unknown(other),
     })
 }
@@ -350,18 +332,18 @@ mod tests {
         let mut r = input.as_slice();
         assert_eq!(
             read(&mut r).await.unwrap(),
-            Response::AddHeader {
+            Response::Edit(Edit::AddHeader {
                 name: "X-Test".into(),
                 value: "yes".into()
-            }
+            })
         );
         assert_eq!(
             read(&mut r).await.unwrap(),
-            Response::ChangeHeader {
+            Response::Edit(Edit::ChangeHeader {
                 index: 1,
                 name: "Subject".into(),
                 value: String::new()
-            }
+            })
         );
         assert_eq!(
             read(&mut r).await.unwrap(),
@@ -369,7 +351,7 @@ mod tests {
         );
         assert_eq!(
             read(&mut r).await.unwrap(),
-            Response::ChangeFrom("<new@example.com>".into(), String::new())
+            Response::Edit(Edit::ChangeFrom("<new@example.com>".into()))
         );
         assert_eq!(read(&mut r).await.unwrap(), Response::Continue);
         let mut huge = &(((PACKET_MAX + 1) as u32).to_be_bytes())[..];

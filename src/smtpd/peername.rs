@@ -108,19 +108,25 @@ async fn verified(resolver: &Resolver, ip: IpAddr) -> ClientName {
     out
 }
 
-/// RFC 1123 labels, not all digits (a PTR of `1.2.3.4` would pass for an address).
+/// A host name of at most 253 characters, by [`hostname_labels`].
 pub fn valid_hostname(name: &str) -> bool {
-    let labels: Vec<&str> = name.split('.').collect();
-    name.len() <= 253
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        && !labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    name.len() <= 253 && hostname_labels(name)
+}
+
+/// RFC 1123 labels (letters, digits, `-` and `_`, 1 to 63 characters, no
+/// `-` at either end), not all digits (a PTR of `1.2.3.4` would pass for
+/// an address).
+pub fn hostname_labels(name: &str) -> bool {
+    name.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) && !name
+        .split('.')
+        .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

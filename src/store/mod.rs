@@ -105,6 +105,20 @@ impl StoreError {
     pub fn is_no_space(&self) -> bool {
         matches!(self, StoreError::Io { source, .. } if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
     }
+
+    /// True when the message is not (or no longer) queued: no state, or
+    /// no queue file.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            StoreError::NotFound(_) => true,
+            StoreError::Io { source, .. }
+            | StoreError::QueueFile {
+                source: QueueFileError::Io(source),
+                ..
+            } => source.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {

@@ -460,6 +460,23 @@ impl Restrictions {
         let refuse = |code: u16, dsn: &str, text: String| {
             Decision::Refuse(Reply::new(code, format!("{} {text}", fix_dsn(code, dsn))))
         };
+        // reject_unknown_client_hostname and _reverse_: 450 while the
+        // lookup failed for now.
+        let unknown_client = |which: &str| {
+            let code = if r.name_temporary {
+                450
+            } else {
+                s.unknown_client_reject_code
+            };
+            refuse(
+                code,
+                "4.7.25",
+                format!(
+                    "Client host rejected: cannot find your {which}, [{}]",
+                    r.client_addr
+                ),
+            )
+        };
         match word {
             Word::Permit => Decision::Permit,
             Word::Dunno => Decision::Dunno,
@@ -580,35 +597,9 @@ impl Restrictions {
                 Some(a) => self.unknown_domain(r, eval, a, "Recipient address").await,
                 None => Decision::Dunno,
             },
-            Word::UnknownClient if r.client_name == "unknown" => {
-                let code = if r.name_temporary {
-                    450
-                } else {
-                    s.unknown_client_reject_code
-                };
-                refuse(
-                    code,
-                    "4.7.25",
-                    format!(
-                        "Client host rejected: cannot find your hostname, [{}]",
-                        r.client_addr
-                    ),
-                )
-            }
+            Word::UnknownClient if r.client_name == "unknown" => unknown_client("hostname"),
             Word::UnknownReverseClient if r.reverse_name == "unknown" => {
-                let code = if r.name_temporary {
-                    450
-                } else {
-                    s.unknown_client_reject_code
-                };
-                refuse(
-                    code,
-                    "4.7.25",
-                    format!(
-                        "Client host rejected: cannot find your reverse hostname, [{}]",
-                        r.client_addr
-                    ),
-                )
+                unknown_client("reverse hostname")
             }
             Word::UnlistedSender => match r.sender {
                 Some(a) if !a.is_null() => match r.rewrite.check_recipient(a) {
@@ -1203,19 +1194,7 @@ fn valid_helo_name(name: &str) -> bool {
         return inner.parse::<IpAddr>().is_ok();
     }
     let name = name.trim_end_matches('.');
-    !name.is_empty()
-        && name.len() <= 255
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        && !name
-            .split('.')
-            .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    !name.is_empty() && name.len() <= 255 && crate::smtpd::peername::hostname_labels(name)
 }
 
 #[cfg(test)]
