@@ -633,14 +633,19 @@ def wait_count(sink, n, kind):
         raise RuntimeError(f"{kind}: the sink got {sink.count} of {n}")
 
 
-def run_once(kind, case, binary, workdir, cert):
+def run_once(kind, case, binary, workdir, cert, baseline=None):
     settle()
     root = tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir)
     os.chmod(root, 0o755)
     paced = "rate" in case
     sink = TimingSink() if paced else Sink()
     cert = cert if case.get("tls") else None
-    mta = Postern(root, sink.port, binary, cert) if kind == "postern" else Postfix(root, sink.port, cert)
+    if kind == "postern":
+        mta = Postern(root, sink.port, binary, cert)
+    elif baseline:
+        mta = Postern(root, sink.port, baseline, cert)
+    else:
+        mta = Postfix(root, sink.port, cert)
     latency = {}
     try:
         mta.start()
@@ -704,7 +709,13 @@ def main():
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
     parser.add_argument("--scale", type=float, default=1.0, help="multiply message counts")
     parser.add_argument("--lookups", action="store_true", help="reverse lookups of clients on both sides")
+    parser.add_argument(
+        "--baseline",
+        help="another postern binary to compare with in Postfix's place (an A/B of a change); "
+        "its column is still headed postfix",
+    )
     args = parser.parse_args()
+    baseline = os.path.abspath(args.baseline) if args.baseline else None
     if args.lookups:
         LOOKUPS[0] = "yes"
     binary = os.path.abspath(args.binary)
@@ -718,6 +729,8 @@ def main():
     print("  sync + drop_caches before every run; runs alternate; relay to a sink on loopback")
     print(f"  cases: " + "; ".join(f"{n} {CASES[n]}" for n in args.cases.split(",")))
     print(f"  machine: {os.cpu_count()} CPUs; queues on {filesystem(workdir)}", flush=True)
+    if baseline:
+        print(f"  A/B: {binary} against {baseline} (in the postfix column)", flush=True)
     try:
         for name in args.cases.split(","):
             case = dict(CASES[name])
@@ -726,7 +739,7 @@ def main():
             for i in range(args.runs):
                 order = ("postern", "postfix") if i % 2 == 0 else ("postfix", "postern")
                 for kind in order:
-                    r = run_once(kind, case, binary, workdir, cert)
+                    r = run_once(kind, case, binary, workdir, cert, baseline)
                     runs[kind].append(r)
                     print(f"  {name} run {i + 1} {kind}: " + ", ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
             results[name] = {

@@ -4,19 +4,22 @@
 //! Layout under `queue_directory`:
 //! - `tmp/`      queue files being written; never acknowledged, removed at start
 //! - `spool/`    committed queue files, one per message, named by queue ID
+//! - `journal/`  where small messages become durable (see [`journal`])
 //! - `corrupt/`  quarantined files that could not be read (never deleted)
 //! - `maildrop/` local submissions (the sendmail command)
 //! - `state/`    the sled database: queue state per message
 //! - `pid/`, `private/`  the instance lock and the control socket
 //!
-//! Durability: a queue file is synced, renamed into `spool/`, and the
-//! directory synced, before [`Store::commit`] returns; only then may a
-//! receiver say `250`. sled state is written after that and need not be
+//! Durability: before [`Store::commit`] returns (and only then may a
+//! receiver say `250`), a small message's queue file is in a synced
+//! segment of the spool journal and written into `spool/`; a large one is
+//! synced, renamed into `spool/`, and the directory synced. sled state is written after that and need not be
 //! synced: [`Store::recover`] rebuilds what a crash lost from the spool.
 //! All methods block; async callers run them on the blocking pool.
 
 pub mod events;
 pub mod index;
+pub mod journal;
 pub mod maildrop;
 pub mod queue_file;
 pub mod state;
@@ -141,6 +144,12 @@ pub struct Recovery {
     pub tmp_removed: usize,
     /// The state database was unreadable and was rebuilt from the spool.
     pub rebuilt: bool,
+    /// Queue files missing or damaged, written again from the spool journal.
+    pub journal_restored: Vec<QueueId>,
+    /// Queue files of messages removed before a crash, removed again.
+    pub journal_removed: Vec<QueueId>,
+    /// Journal records cut short by a crash (never acknowledged).
+    pub journal_torn: usize,
 }
 
 pub struct Store {
@@ -152,6 +161,8 @@ pub struct Store {
     index: std::sync::Mutex<index::QueueIndex>,
     /// Group commit of the spool directory.
     spool_sync: GroupSync,
+    /// Where small messages become durable.
+    journal: journal::Journal,
     /// Listeners to changes.
     events: events::Events,
 }
@@ -200,7 +211,7 @@ const SLED_CACHE_BYTES: u64 = 32 << 20;
 pub const TMP_BUCKETS: usize = 16;
 
 const DIRS: &[&str] = &[
-    "tmp", "spool", "corrupt", "maildrop", "state", "pid", "private",
+    "tmp", "spool", "journal", "corrupt", "maildrop", "state", "pid", "private",
 ];
 
 impl Store {
@@ -235,6 +246,8 @@ impl Store {
             rebuilt,
             index: Default::default(),
             spool_sync: GroupSync::default(),
+            journal: journal::Journal::open(&root.join("journal"), &root.join("spool"))
+                .map_err(io_at(&root.join("journal")))?,
             events: events::Events::default(),
         };
         store.reindex()?;
@@ -320,7 +333,10 @@ impl Store {
     }
 
     /// Makes a finished queue file durable and records it in `queue`
-    /// (`incoming`, or `hold` when a header check said so).
+    /// (`incoming`, or `hold` when a header check said so). A file still
+    /// in memory is made durable by the spool journal and then written
+    /// into the spool unsynced; a streamed one is synced, renamed into the
+    /// spool and the directory synced.
     pub fn commit(
         &self,
         mut finished: Finished,
@@ -329,14 +345,31 @@ impl Store {
     ) -> Result<MessageState, StoreError> {
         let id = finished.queue_id.clone();
         let target = self.spool_path(&id);
-        finished.write_and_sync().map_err(io_at(&finished.path))?;
-        fs::rename(&finished.path, &target).map_err(io_at(&target))?;
-        finished.disarm();
-        // One directory sync serves every commit that renamed before it
-        // began (group commit).
-        self.spool_sync
-            .sync(&self.root.join("spool"))
-            .map_err(io_at(&self.root.join("spool")))?;
+        match finished.bytes.take() {
+            Some(bytes) => {
+                finished.disarm();
+                let journal_dir = self.root.join("journal");
+                self.journal
+                    .commit(&id, &bytes)
+                    .map_err(io_at(&journal_dir))?;
+                if let Err(e) = write_new(&target, &bytes) {
+                    // Not acknowledged, so not to come back at recovery.
+                    let _ = fs::remove_file(&target);
+                    let _ = self.journal.forget(&id);
+                    return Err(io_at(&target)(e));
+                }
+            }
+            None => {
+                finished.write_and_sync().map_err(io_at(&finished.path))?;
+                fs::rename(&finished.path, &target).map_err(io_at(&target))?;
+                finished.disarm();
+                // One directory sync serves every commit that renamed
+                // before it began (group commit).
+                self.spool_sync
+                    .sync(&self.root.join("spool"))
+                    .map_err(io_at(&self.root.join("spool")))?;
+            }
+        }
         let mut state = MessageState::incoming(envelope, finished.content_len);
         state.queue = queue;
         self.put(&id, &state)?;
@@ -463,6 +496,11 @@ impl Store {
     /// the two leaves state without a file, which recovery drops.
     pub fn remove(&self, id: &QueueId) -> Result<(), StoreError> {
         let path = self.spool_path(id);
+        // The tombstone first: a crash after it takes the file away at
+        // recovery rather than bringing the message back.
+        self.journal
+            .forget(id)
+            .map_err(io_at(&self.root.join("journal")))?;
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -473,10 +511,19 @@ impl Store {
         Ok(())
     }
 
-    /// Flushes sled's state to disk.
+    /// Flushes sled's state to disk, and makes every queue file durable on
+    /// its own so that the spool journal can go (a clean stop).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        self.journal
+            .checkpoint()
+            .map_err(io_at(&self.root.join("journal")))?;
         Ok(())
+    }
+
+    /// How many messages the spool journal vouches for, and its segments.
+    pub fn journal_usage(&self) -> (usize, usize) {
+        self.journal.usage()
     }
 
     /// Reconciles the state with the spool (see the module header).
@@ -501,6 +548,32 @@ impl Store {
             }
         }
         let spool = self.root.join("spool");
+        let replay = self
+            .journal
+            .replay(|id, bytes| {
+                let path = self.spool_path(id);
+                let sound = QueueFile::open(&path).and_then(|mut f| f.verify()).is_ok();
+                if sound {
+                    fs::File::open(&path)?.sync_data()
+                } else {
+                    report.journal_restored.push(id.clone());
+                    let tmp = self.tmp_path(id);
+                    let _ = fs::remove_file(&tmp);
+                    write_new(&tmp, bytes)?;
+                    fs::File::open(&tmp)?.sync_data()?;
+                    fs::rename(&tmp, &path)
+                }
+            })
+            .map_err(io_at(&self.root.join("journal")))?;
+        report.journal_torn = replay.torn;
+        for id in replay.removed {
+            // Removed before the crash; a file the crash brought back goes.
+            match fs::remove_file(self.spool_path(&id)) {
+                Ok(()) => report.journal_removed.push(id),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_at(&self.spool_path(&id))(e)),
+            }
+        }
         let mut on_disk = std::collections::BTreeSet::new();
         for entry in fs::read_dir(&spool).map_err(io_at(&spool))? {
             let entry = entry.map_err(io_at(&spool))?;
@@ -610,6 +683,17 @@ impl GroupSync {
             st = self.done.wait(st).map_err(lock_err)?;
         }
     }
+}
+
+/// Creates a file that must not exist yet and writes `bytes` into it.
+fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    io::Write::write_all(&mut file, bytes)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {

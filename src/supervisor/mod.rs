@@ -205,6 +205,15 @@ fn report_recovery(r: &crate::store::Recovery) {
     for (name, why) in &r.quarantined {
         tracing::warn!(target: "master", "{name}: unreadable queue file moved to corrupt: {why}");
     }
+    for id in &r.journal_restored {
+        tracing::warn!(target: "master", "{id}: queue file missing or damaged after a crash; written again from the spool journal");
+    }
+    for id in &r.journal_removed {
+        tracing::info!(target: "master", "{id}: queue file of a message removed before a crash; removed again");
+    }
+    if r.journal_torn > 0 {
+        tracing::info!(target: "master", "spool journal: {} record(s) cut short by a crash and never acknowledged, ignored", r.journal_torn);
+    }
     for id in &r.dropped {
         tracing::warn!(target: "master", "{id}: queue state without queue file; dropped");
     }

@@ -82,7 +82,10 @@ fn damaged_queue_files_are_quarantined_not_deleted() {
         &["b@mx.test.example"],
         "Subject: victim\r\n\r\ny\r\n",
     );
-    p.kill9();
+    // A clean stop: the spool alone vouches for the files (after a crash
+    // the spool journal would write a damaged one again; see below).
+    p.run(&["stop"]);
+    p.wait_exit();
     std::fs::remove_dir_all(p.queue_dir().join("state")).unwrap();
     let spool = p.queue_dir().join("spool");
     // Truncate one file and write garbage under a valid-looking name.
@@ -113,6 +116,82 @@ fn damaged_queue_files_are_quarantined_not_deleted() {
     }
     let line = p.wait_log(&format!("{victim}: unreadable queue file moved to corrupt"));
     assert!(line.contains("warning: "), "{line}");
+}
+
+#[test]
+fn after_a_crash_the_spool_journal_writes_lost_queue_files_again() {
+    let mut p = Postern::start("");
+    let torn = p.send(
+        "a@c.example",
+        &["b@mx.test.example"],
+        "Subject: torn\r\n\r\nfirst body\r\n",
+    );
+    let lost = p.send(
+        "a@c.example",
+        &["b@mx.test.example"],
+        "Subject: lost\r\n\r\nsecond body\r\n",
+    );
+    p.kill9();
+    // What a power loss leaves of files that were never synced: one cut
+    // short, one gone, and no queue state for either.
+    let spool = p.queue_dir().join("spool");
+    let path = spool.join(&torn);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    std::fs::remove_file(spool.join(&lost)).unwrap();
+    std::fs::remove_dir_all(p.queue_dir().join("state")).unwrap();
+    p.spawn();
+    let mut want = vec![torn.clone(), lost.clone()];
+    want.sort();
+    assert_eq!(
+        ids(&p.queue()),
+        want,
+        "both acknowledged messages are queued"
+    );
+    assert!(p.postcat(&torn).contains("first body"));
+    assert!(p.postcat(&lost).contains("second body"));
+    for id in [&torn, &lost] {
+        let line = p.wait_log(&format!(
+            "{id}: queue file missing or damaged after a crash; written again from the spool journal"
+        ));
+        assert!(line.contains("warning: "), "{line}");
+    }
+    assert!(spool_files(&p.queue_dir().join("corrupt")).is_empty());
+    // Recovery made the files durable on their own: the journal is empty.
+    assert!(spool_files(&p.queue_dir().join("journal")).is_empty());
+}
+
+#[test]
+fn a_message_removed_before_a_crash_does_not_come_back() {
+    let mut p = Postern::start("");
+    let gone = p.send(
+        "a@c.example",
+        &["b@mx.test.example"],
+        "Subject: gone\r\n\r\nx\r\n",
+    );
+    let kept = p.send(
+        "a@c.example",
+        &["b@mx.test.example"],
+        "Subject: kept\r\n\r\ny\r\n",
+    );
+    let path = p.queue_dir().join("spool").join(&gone);
+    let copy = std::fs::read(&path).unwrap();
+    let out = p.run(&["postsuper", "-d", &gone]);
+    assert!(out.status.success(), "{out:?}");
+    p.kill9();
+    // A power loss that undid the unlink: the file is back, its state not.
+    std::fs::write(&path, &copy).unwrap();
+    p.spawn();
+    assert_eq!(ids(&p.queue()), vec![kept]);
+    assert!(!path.exists());
+    p.wait_log(&format!(
+        "{gone}: queue file of a message removed before a crash; removed again"
+    ));
 }
 
 #[test]
