@@ -269,14 +269,14 @@ fn diagnostic_code(dsn: &DsnRecord) -> String {
 }
 
 /// Sends a notification of `kind` about `failed` recipients of the message
-/// in `spool_path`. Returns the notification's queue ID, or `None` when
+/// in `queue_file`. Returns the notification's queue ID, or `None` when
 /// there is nobody to tell.
 pub async fn notify(
     cfg: &BounceConfig,
     kind: Kind,
     cleanup: &CleanupHandle,
     envelope: &Envelope,
-    spool_path: std::path::PathBuf,
+    queue_file: crate::store::QueueRef,
     failed: Vec<Failed>,
 ) -> Result<Option<QueueId>, BounceError> {
     if failed.is_empty() {
@@ -318,7 +318,7 @@ pub async fn notify(
     };
     let limit = cfg.bounce_size_limit;
     let (content, headers_only) = tokio::task::spawn_blocking(move || {
-        let mut file = crate::store::QueueFile::open(&spool_path).map_err(|e| e.to_string())?;
+        let mut file = queue_file.open().map_err(|e| e.to_string())?;
         let mut reader = file.content().map_err(|e| e.to_string())?;
         original(&mut reader, ret, limit).map_err(|e| e.to_string())
     })

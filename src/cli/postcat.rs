@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use chrono::TimeZone;
 
 use crate::mail::QueueId;
-use crate::store::QueueFile;
+use crate::store::QueueRef;
 
 #[derive(clap::Parser)]
 #[command(
@@ -43,11 +43,30 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     };
     let (_, config) = super::load_config(args.config_dir.as_deref())?;
     let id = QueueId::parse(&args.queue_id)?;
-    let state = super::queue::state(&config.queue_directory, &id)?;
+    let state = super::queue::state(&config.queue_directory, &id);
     let path = config.queue_directory.join("spool").join(id.as_str());
-    let mut file = QueueFile::open(&path).with_context(|| format!("open queue file {id}"))?;
+    // Not yet in the spool after a crash: the spool journal has it until
+    // the daemon's recovery writes it out.
+    let resident = match path.exists() {
+        true => None,
+        false => crate::store::journal::find_on_disk(&config.queue_directory.join("journal"), &id)
+            .ok()
+            .flatten()
+            .map(std::sync::Arc::new),
+    };
+    let found = resident.is_some() || path.exists();
+    let queue = match state {
+        Ok(state) => state.queue,
+        // A crash can take the queue state of a message whose queue file
+        // is there: recovery puts such a message back into incoming.
+        Err(_) if found => crate::store::QueueName::Incoming,
+        Err(e) => return Err(e),
+    };
+    let mut file = QueueRef::new(path, resident)
+        .open()
+        .with_context(|| format!("open queue file {id}"))?;
     let all = !(args.envelope || args.header || args.body);
-    let name = format!("{}/{id}", state.queue.as_str());
+    let name = format!("{}/{id}", queue.as_str());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if all || args.envelope {

@@ -150,7 +150,14 @@ async fn answer(request: Request, deps: &ControlDeps) -> Response {
                 }
             };
             let store = deps.store.clone();
-            match tokio::task::spawn_blocking(move || store.get(&id)).await {
+            // Whoever asks (postcat) reads the queue file next: one held in
+            // memory by the spool journal is written out first.
+            let shown = move || {
+                let state = store.get(&id)?;
+                store.spill(&id)?;
+                Ok::<_, crate::store::StoreError>(state)
+            };
+            match tokio::task::spawn_blocking(shown).await {
                 Ok(Ok(state)) => Response::Show { state },
                 Ok(Err(e)) => Response::Error {
                     message: e.to_string(),

@@ -15,7 +15,6 @@ pub mod smtp;
 pub mod virtual_mailbox;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +27,8 @@ use crate::rewrite::Route;
 #[derive(Clone, Debug)]
 pub struct Request {
     pub queue_id: QueueId,
-    pub spool_path: PathBuf,
+    /// The queue file: resident in memory or in the spool.
+    pub queue_file: crate::store::QueueRef,
     pub route: Route,
     pub envelope: Arc<Envelope>,
     /// Indexes into `envelope.recipients`.

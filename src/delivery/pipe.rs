@@ -245,7 +245,7 @@ impl PipeAgent {
             cwd: None,
             time_limit: service.time_limit.unwrap_or(self.time_limit),
         };
-        let input = super::local::producer(request.spool_path.clone(), prepend, format);
+        let input = super::local::producer(request.queue_file.clone(), prepend, format);
         command::run(spec, input).await
     }
 }

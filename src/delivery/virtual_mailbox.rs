@@ -50,7 +50,7 @@ impl VirtualAgent {
     }
 
     pub async fn deliver(&self, request: &Request) -> Report {
-        let spool = request.spool_path.clone();
+        let spool = request.queue_file.clone();
         let seen =
             match tokio::task::spawn_blocking(move || super::local::delivered_to(&spool)).await {
                 Ok(Ok(seen)) => seen,
@@ -142,7 +142,7 @@ impl VirtualAgent {
         };
         let sender = request.envelope.sender.to_string();
         let recipient = rcpt.to_string();
-        let spool = request.spool_path.clone();
+        let spool = request.queue_file.clone();
         let done = tokio::task::spawn_blocking(move || {
             mailbox::deliver(target, &spool, &sender, &recipient)
         })

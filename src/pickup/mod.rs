@@ -231,7 +231,7 @@ async fn milters(
                 crate::bounce::Kind::Failure,
                 &deps.cleanup,
                 envelope,
-                path.to_path_buf(),
+                crate::store::QueueRef::new(path.to_path_buf(), None),
                 failed,
             )
             .await

@@ -33,7 +33,7 @@ impl Qmgr {
         let message = self.active.get(&job.queue_id)?;
         Some(Request {
             queue_id: job.queue_id.clone(),
-            spool_path: self.deps.store.spool_path(&job.queue_id),
+            queue_file: self.deps.store.queue_ref(&job.queue_id),
             route: job.route.clone(),
             envelope: message.envelope.clone(),
             recipients: job.recipients.clone(),

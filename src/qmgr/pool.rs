@@ -31,7 +31,7 @@ use crate::bounce::{self, BounceConfig, Failed, Kind};
 use crate::cleanup::CleanupHandle;
 use crate::delivery::{Agents, Program, Request};
 use crate::mail::{Envelope, QueueId};
-use crate::store::{MessageState, QueueFile, QueueName, Store};
+use crate::store::{MessageState, QueueName, Store};
 
 /// Reports waiting for qmgr, at most; work that has more to say waits.
 const REPORTS: usize = 4096;
@@ -225,7 +225,7 @@ impl Pool {
             let key = id.clone();
             let loaded = tokio::task::spawn_blocking(move || {
                 let mut state = store.get(&key).map_err(|e| e.to_string())?;
-                let file = QueueFile::open(&store.spool_path(&key)).map_err(|e| e.to_string())?;
+                let file = store.open_queue_file(&key).map_err(|e| e.to_string())?;
                 if !matches!(state.queue, QueueName::Hold | QueueName::Corrupt) {
                     state.queue = QueueName::Active;
                     store.put(&key, &state).map_err(|e| e.to_string())?;
@@ -308,7 +308,7 @@ impl Pool {
                 envelope,
             } = finish;
             for (kind, list) in notices {
-                let spool = store.spool_path(&id);
+                let spool = store.queue_ref(&id);
                 if let Err(e) =
                     bounce::notify(&bounce, kind, &cleanup, &envelope, spool, list).await
                 {

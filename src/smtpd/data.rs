@@ -348,11 +348,7 @@ impl Session {
 
     /// True when the client sent more after DATA without waiting for 354.
     async fn pipelined_past_data(&mut self) -> bool {
-        if !self.conn.buffer().is_empty() {
-            return true;
-        }
-        let peek = tokio::time::timeout(std::time::Duration::ZERO, self.conn.fill_buf()).await;
-        matches!(peek, Ok(Ok(buf)) if !buf.is_empty())
+        self.has_input(std::time::Duration::ZERO).await
     }
 
     pub async fn bdat(&mut self, size: u64, last: bool) -> Flow {

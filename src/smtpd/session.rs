@@ -277,13 +277,26 @@ impl Session {
         }
     }
 
+    /// True when the client has sent input that is not read yet: what has
+    /// arrived by now, or within `wait`. A zero wait looks without
+    /// waiting (a zero timeout would wait for the timer's next tick, about
+    /// a millisecond).
+    pub(super) async fn has_input(&mut self, wait: Duration) -> bool {
+        if !self.conn.buffer().is_empty() {
+            return true;
+        }
+        let read = if wait.is_zero() {
+            futures_util::FutureExt::now_or_never(self.conn.fill_buf())
+        } else {
+            tokio::time::timeout(wait, self.conn.fill_buf()).await.ok()
+        };
+        matches!(read, Some(Ok(buf)) if !buf.is_empty())
+    }
+
     /// The banner, after checking that the client did not talk first.
     async fn greet(&mut self) -> bool {
-        let wait = self.config.smtpd_pregreet_wait;
-        let early = tokio::time::timeout(wait, self.conn.fill_buf()).await;
-        if let Ok(Ok(buf)) = early
-            && !buf.is_empty()
-        {
+        if self.has_input(self.config.smtpd_pregreet_wait).await {
+            let buf = self.conn.buffer();
             let shown = String::from_utf8_lossy(&buf[..buf.len().min(100)]).into_owned();
             tracing::info!(
                 "improper command pipelining after CONNECT from {}: {shown}",

@@ -4,10 +4,14 @@
 //! synced file by file. Its whole queue file is appended to the current
 //! segment of this journal, and one `fdatasync` of the segment serves every
 //! commit that was appended before it began (group commit, as
-//! [`super::GroupSync`] does for the spool directory). Only then is the
-//! queue file written into `spool/`, without a sync of its own and without
-//! a directory sync: the journal vouches for it. A message delivered within
-//! the kernel's writeback delay never has its file's blocks written at all.
+//! [`super::GroupSync`] does for the spool directory). The journal then
+//! keeps the queue file in memory (resident) while the message is in
+//! flight: readers get it from there, and a message delivered at once
+//! never has a file of its own — no file created, written or unlinked.
+//! A message is written out to `spool/ID` (spilled, without a sync: the
+//! journal still vouches for it) when it has to wait (deferred, held),
+//! when the resident copies pass [`RESIDENT_BYTES`] (the oldest first), or
+//! when its segment is retired.
 //!
 //! ```text
 //! journal/0000000000000001       segments, numbered in the order written
@@ -41,7 +45,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::mail::QueueId;
 
@@ -50,6 +54,9 @@ const MAGIC: &[u8] = b"POSTERN-J1\n";
 /// next one. Two closed segments are kept before the oldest is retired, so
 /// the journal's disk use stays near three segments.
 pub const SEGMENT_BYTES: u64 = 16 << 20;
+/// The most memory the resident copies of in-flight messages may take;
+/// past it the oldest are written out to the spool.
+pub const RESIDENT_BYTES: usize = 8 << 20;
 const HEADER_LEN: usize = 1 + 1 + 4 + 4;
 const COMMIT: u8 = b'C';
 const TOMBSTONE: u8 = b'T';
@@ -69,6 +76,10 @@ pub struct Journal {
     spool: PathBuf,
     state: Mutex<State>,
     done: Condvar,
+    /// Held while resident copies are written out, and while a message is
+    /// forgotten: a removal never races a spill into leaving a file behind.
+    /// Taken before `state`, never after.
+    spilling: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -99,6 +110,10 @@ struct State {
     home: HashMap<QueueId, u64>,
     /// Segments on disk that this process has not replayed.
     foreign: bool,
+    /// Queue files of journaled messages with no file in the spool yet,
+    /// oldest (lowest ID) first, and their total size.
+    resident: BTreeMap<QueueId, Arc<Vec<u8>>>,
+    resident_bytes: usize,
 }
 
 fn lock_err<T>(_: T) -> io::Error {
@@ -180,6 +195,7 @@ impl Journal {
             spool: spool.to_path_buf(),
             state: Mutex::default(),
             done: Condvar::new(),
+            spilling: Mutex::new(()),
         };
         let on_disk = journal.segments()?;
         if let Ok(mut st) = journal.state.lock() {
@@ -210,9 +226,10 @@ impl Journal {
     }
 
     /// Appends a message's whole queue file and returns once it is on
-    /// disk, synced (with whatever other commits were appended meanwhile).
-    pub fn commit(&self, id: &QueueId, queue_file: &[u8]) -> io::Result<()> {
-        let rec = record(COMMIT, id, queue_file)?;
+    /// disk, synced (with whatever other commits were appended meanwhile);
+    /// the queue file is then resident until it is spilled or forgotten.
+    pub fn commit(&self, id: &QueueId, queue_file: Arc<Vec<u8>>) -> io::Result<()> {
+        let rec = record(COMMIT, id, &queue_file)?;
         let mut st = self.lock()?;
         st.pending.extend_from_slice(&rec);
         st.pending_ids.push(id.clone());
@@ -221,13 +238,79 @@ impl Journal {
         st.wants_sync = mine;
         loop {
             if st.synced_seq >= mine {
-                return outcome(&st, mine);
+                outcome(&st, mine)?;
+                break;
             }
             if !st.running {
                 st = self.round(st)?;
                 continue;
             }
             st = self.done.wait(st).map_err(lock_err)?;
+        }
+        st.resident_bytes += queue_file.len();
+        st.resident.insert(id.clone(), queue_file);
+        let over = st.resident_bytes > RESIDENT_BYTES;
+        drop(st);
+        if over {
+            self.spill_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// The queue file of a message in flight, when it is resident.
+    pub fn resident(&self, id: &QueueId) -> Option<Arc<Vec<u8>>> {
+        self.state.lock().ok()?.resident.get(id).cloned()
+    }
+
+    /// Writes a resident queue file out to the spool (unsynced: the
+    /// journal still vouches for it), so that it no longer takes memory
+    /// and any reader of the spool finds it. Nothing to do for a message
+    /// that is not resident.
+    pub fn spill(&self, id: &QueueId) -> io::Result<()> {
+        let _spilling = self.spilling.lock().map_err(lock_err)?;
+        self.spill_locked(id, false)
+    }
+
+    /// With `spilling` held: writes the file (synced when asked) before
+    /// the resident copy goes, so a reader finds one or the other.
+    fn spill_locked(&self, id: &QueueId, sync: bool) -> io::Result<()> {
+        let Some(bytes) = self.resident(id) else {
+            return Ok(());
+        };
+        let path = self.spool.join(id.as_str());
+        match super::write_new(&path, &bytes) {
+            Ok(file) if sync => file.sync_data()?,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !sync => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => File::open(&path)?.sync_data()?,
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+        }
+        let mut st = self.lock()?;
+        if let Some(gone) = st.resident.remove(id) {
+            st.resident_bytes -= gone.len();
+        }
+        Ok(())
+    }
+
+    /// Spills the oldest resident queue files until the rest fit in
+    /// [`RESIDENT_BYTES`].
+    fn spill_oldest(&self) -> io::Result<()> {
+        let _spilling = self.spilling.lock().map_err(lock_err)?;
+        loop {
+            let oldest = {
+                let st = self.lock()?;
+                if st.resident_bytes <= RESIDENT_BYTES {
+                    return Ok(());
+                }
+                st.resident.keys().next().cloned()
+            };
+            match oldest {
+                Some(id) => self.spill_locked(&id, false)?,
+                None => return Ok(()),
+            }
         }
     }
 
@@ -236,7 +319,12 @@ impl Journal {
     /// message the journal does not vouch for, unless segments of an
     /// earlier run wait for their replay.
     pub fn forget(&self, id: &QueueId) -> io::Result<()> {
+        let spilling = self.spilling.lock().map_err(lock_err)?;
         let mut st = self.lock()?;
+        drop(spilling);
+        if let Some(gone) = st.resident.remove(id) {
+            st.resident_bytes -= gone.len();
+        }
         let home = st.home.remove(id);
         if let Some(segment) = home
             && let Some(set) = st.live.get_mut(&segment)
@@ -363,10 +451,16 @@ impl Journal {
                 .collect(),
         );
         drop(st);
+        let spilling = self.spilling.lock().map_err(lock_err)?;
         let result = (|| {
             for id in &survivors {
+                if self.resident(id).is_some() {
+                    self.spill_locked(id, true)?;
+                    continue;
+                }
                 match File::open(self.spool.join(id.as_str())) {
                     Ok(f) => f.sync_data()?,
+                    // Removed meanwhile.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
                 }
@@ -385,6 +479,7 @@ impl Journal {
             Ok(())
         })();
         st = self.lock()?;
+        drop(spilling);
         if let Err(e) = result {
             tracing::warn!(target: "qmgr", "spool journal: retiring segments: {e}");
             return Ok(st);
@@ -419,6 +514,17 @@ impl Journal {
         st = self.retire(st, move |_| segment)?;
         st.running = false;
         self.done.notify_all();
+        let left: Vec<QueueId> = st.resident.keys().cloned().collect();
+        drop(st);
+        // Segments of an earlier run kept ours: the files are written all
+        // the same, synced.
+        let _spilling = self.spilling.lock().map_err(lock_err)?;
+        for id in &left {
+            self.spill_locked(id, true)?;
+        }
+        if !left.is_empty() {
+            sync_dir(&self.spool)?;
+        }
         Ok(())
     }
 
@@ -479,6 +585,8 @@ impl Journal {
         st.first_own = 0;
         st.live.clear();
         st.home.clear();
+        st.resident.clear();
+        st.resident_bytes = 0;
         st.foreign = false;
         report.removed = removed.into_iter().collect();
         Ok(report)
@@ -496,6 +604,23 @@ impl Journal {
         let vouched = self.state.lock().map(|st| st.home.len()).unwrap_or(0);
         (vouched, self.segments().map(|s| s.len()).unwrap_or(0))
     }
+}
+
+/// A message's queue file as the segments in `dir` last journaled it,
+/// when no tombstone follows: for a reader while the daemon is down after
+/// a crash (its recovery has not written the file out yet).
+pub fn find_on_disk(dir: &Path, id: &QueueId) -> io::Result<Option<Vec<u8>>> {
+    let journal = Journal::open(dir, dir)?;
+    let mut found = None;
+    for n in journal.segments()? {
+        let bytes = journal.read_segment(n)?;
+        for r in records(&bytes).0 {
+            if &r.id == id {
+                found = (r.kind == COMMIT).then(|| r.payload.to_vec());
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn outcome(st: &State, mine: u64) -> io::Result<()> {
@@ -545,10 +670,10 @@ mod tests {
             QueueId::generate(),
             QueueId::generate(),
         );
-        j.commit(&a, b"file a").unwrap();
-        j.commit(&b, b"file b").unwrap();
+        j.commit(&a, Arc::new(b"file a".to_vec())).unwrap();
+        j.commit(&b, Arc::new(b"file b".to_vec())).unwrap();
         j.forget(&a).unwrap();
-        j.commit(&c, b"file c").unwrap();
+        j.commit(&c, Arc::new(b"file c".to_vec())).unwrap();
         assert_eq!(j.usage(), (2, 1));
         drop(j); // a crash: nothing retired
         let (got, report) = replayed(&journal, &spool);
@@ -565,8 +690,8 @@ mod tests {
         let (_d, journal, spool) = setup();
         let j = Journal::open(&journal, &spool).unwrap();
         let (a, b) = (QueueId::generate(), QueueId::generate());
-        j.commit(&a, b"whole").unwrap();
-        j.commit(&b, &[7u8; 300]).unwrap();
+        j.commit(&a, Arc::new(b"whole".to_vec())).unwrap();
+        j.commit(&b, Arc::new(vec![7u8; 300])).unwrap();
         drop(j);
         let seg = journal.join(segment_name(1));
         let len = fs::metadata(&seg).unwrap().len();
@@ -592,7 +717,8 @@ mod tests {
                     (0..50)
                         .map(|i| {
                             let id = QueueId::generate();
-                            j.commit(&id, format!("{t}/{i}").as_bytes()).unwrap();
+                            j.commit(&id, Arc::new(format!("{t}/{i}").into_bytes()))
+                                .unwrap();
                             if i % 2 == 0 {
                                 j.forget(&id).unwrap();
                             }
@@ -619,12 +745,11 @@ mod tests {
         let j = Journal::open(&journal, &spool).unwrap();
         let big = vec![b'x'; 1 << 20];
         let keeper = QueueId::generate();
-        fs::write(spool.join(keeper.as_str()), b"kept file").unwrap();
-        j.commit(&keeper, b"kept file").unwrap();
+        j.commit(&keeper, Arc::new(b"kept file".to_vec())).unwrap();
         // Five segments' worth of traffic, each message removed at once.
         for _ in 0..((5 * SEGMENT_BYTES) >> 20) {
             let id = QueueId::generate();
-            j.commit(&id, &big).unwrap();
+            j.commit(&id, Arc::new(big.clone())).unwrap();
             j.forget(&id).unwrap();
         }
         let (vouched, segments) = j.usage();
@@ -638,12 +763,44 @@ mod tests {
     }
 
     #[test]
+    fn resident_copies_stay_within_their_budget_oldest_spilled_first() {
+        let (_d, journal, spool) = setup();
+        let j = Journal::open(&journal, &spool).unwrap();
+        let ids: Vec<QueueId> = (0..12).map(|_| QueueId::generate()).collect();
+        for id in &ids {
+            j.commit(id, Arc::new(vec![b'y'; 1 << 20])).unwrap();
+        }
+        let resident: Vec<bool> = ids.iter().map(|id| j.resident(id).is_some()).collect();
+        let on_disk: Vec<bool> = ids
+            .iter()
+            .map(|id| spool.join(id.as_str()).exists())
+            .collect();
+        assert_eq!(
+            resident.iter().filter(|r| **r).count(),
+            RESIDENT_BYTES >> 20
+        );
+        for (r, d) in resident.iter().zip(&on_disk) {
+            assert!(r != d, "each file is in memory or on disk, not both");
+        }
+        assert!(on_disk[0] && !on_disk[11], "the oldest went first");
+        // Forgetting one that was spilled leaves no file behind once the
+        // store unlinks it; one that is resident never had a file.
+        j.forget(&ids[11]).unwrap();
+        assert!(!spool.join(ids[11].as_str()).exists());
+        j.checkpoint().unwrap();
+        for id in &ids[..11] {
+            assert_eq!(fs::read(spool.join(id.as_str())).unwrap().len(), 1 << 20);
+        }
+        assert_eq!(j.usage(), (0, 0));
+    }
+
+    #[test]
     fn a_later_run_keeps_an_earlier_runs_segments_and_adds_its_tombstones() {
         let (_d, journal, spool) = setup();
         let (a, b) = (QueueId::generate(), QueueId::generate());
         let first = Journal::open(&journal, &spool).unwrap();
-        first.commit(&a, b"a").unwrap();
-        first.commit(&b, b"b").unwrap();
+        first.commit(&a, Arc::new(b"a".to_vec())).unwrap();
+        first.commit(&b, Arc::new(b"b".to_vec())).unwrap();
         drop(first); // crashed
         // A command while the daemon is down removes one message.
         let second = Journal::open(&journal, &spool).unwrap();

@@ -29,7 +29,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::mail::{Envelope, QueueId};
-pub use queue_file::{Draft, Finished, QueueFile, QueueFileError};
+pub use queue_file::{Draft, Finished, QueueFile, QueueFileError, QueueRef};
 pub use state::{DsnRecord, Entry, MessageState, QueueName, RcptStatus, RecipientState};
 
 /// The messages of `ALL` in the named queues (every queue when none is named).
@@ -334,8 +334,9 @@ impl Store {
 
     /// Makes a finished queue file durable and records it in `queue`
     /// (`incoming`, or `hold` when a header check said so). A file still
-    /// in memory is made durable by the spool journal and then written
-    /// into the spool unsynced; a streamed one is synced, renamed into the
+    /// in memory is made durable by the spool journal, which keeps it
+    /// resident while the message is in flight (a held one is written out
+    /// to the spool at once); a streamed one is synced, renamed into the
     /// spool and the directory synced.
     pub fn commit(
         &self,
@@ -350,11 +351,12 @@ impl Store {
                 finished.disarm();
                 let journal_dir = self.root.join("journal");
                 self.journal
-                    .commit(&id, &bytes)
+                    .commit(&id, std::sync::Arc::new(bytes))
                     .map_err(io_at(&journal_dir))?;
-                if let Err(e) = write_new(&target, &bytes) {
+                if queue != QueueName::Incoming
+                    && let Err(e) = self.journal.spill(&id)
+                {
                     // Not acknowledged, so not to come back at recovery.
-                    let _ = fs::remove_file(&target);
                     let _ = self.journal.forget(&id);
                     return Err(io_at(&target)(e));
                 }
@@ -377,7 +379,12 @@ impl Store {
     }
 
     /// Records a message's new state. Only qmgr moves messages between queues.
+    /// A message that is to wait (deferred, held) has its queue file
+    /// written out to the spool if the journal still holds it in memory.
     pub fn put(&self, id: &QueueId, state: &MessageState) -> Result<(), StoreError> {
+        if matches!(state.queue, QueueName::Deferred | QueueName::Hold) {
+            self.spill(id)?;
+        }
         let value = serde_json::to_vec(state).map_err(|e| StoreError::Decode(id.to_string(), e))?;
         let old = self.queue.insert(id.as_str(), value)?;
         self.reindex_one(id, old, Some(state));
@@ -454,19 +461,35 @@ impl Store {
         Ok(out)
     }
 
+    /// Where a message's queue file is read from: the spool journal's
+    /// copy while it is resident, else its file in the spool.
+    pub fn queue_ref(&self, id: &QueueId) -> QueueRef {
+        QueueRef::new(self.spool_path(id), self.journal.resident(id))
+    }
+
     /// Opens a message's queue file.
     pub fn open_queue_file(&self, id: &QueueId) -> Result<QueueFile, StoreError> {
-        QueueFile::open(&self.spool_path(id)).map_err(|source| StoreError::QueueFile {
-            id: id.clone(),
-            source,
-        })
+        self.queue_ref(id)
+            .open()
+            .map_err(|source| StoreError::QueueFile {
+                id: id.clone(),
+                source,
+            })
+    }
+
+    /// Writes a message's queue file out to the spool if the journal holds
+    /// it in memory (for readers of the spool, such as `postcat`).
+    pub fn spill(&self, id: &QueueId) -> Result<(), StoreError> {
+        self.journal.spill(id).map_err(io_at(&self.spool_path(id)))
     }
 
     /// Applies a `postsuper` operation to one message in the store; false
     /// when the message is not there or the operation does not apply.
     pub fn admin(&self, id: &QueueId, op: AdminOp) -> Result<bool, StoreError> {
         if op == AdminOp::Delete {
-            let known = self.queue.contains_key(id.as_str())? || self.spool_path(id).exists();
+            let known = self.queue.contains_key(id.as_str())?
+                || self.spool_path(id).exists()
+                || self.journal.resident(id).is_some();
             if known {
                 self.remove(id)?;
             }
@@ -686,14 +709,15 @@ impl GroupSync {
 }
 
 /// Creates a file that must not exist yet and writes `bytes` into it.
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn write_new(path: &Path, bytes: &[u8]) -> io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    io::Write::write_all(&mut file, bytes)
+    io::Write::write_all(&mut file, bytes)?;
+    Ok(file)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 
@@ -259,12 +260,92 @@ impl Finished {
     }
 }
 
+/// Where a queued message's queue file is read from: its file in the
+/// spool, or the copy the spool journal holds in memory while the message
+/// is in flight (see `journal.rs`). Cheap to clone; a reader that holds
+/// one keeps the bytes it names.
+#[derive(Clone)]
+pub struct QueueRef {
+    path: PathBuf,
+    resident: Option<Arc<Vec<u8>>>,
+}
+
+impl QueueRef {
+    pub fn new(path: PathBuf, resident: Option<Arc<Vec<u8>>>) -> QueueRef {
+        QueueRef { path, resident }
+    }
+
+    /// Opens the queue file and checks its frame.
+    pub fn open(&self) -> Result<QueueFile, QueueFileError> {
+        match &self.resident {
+            Some(bytes) => QueueFile::parse(Source::Memory(bytes.clone()), bytes.len() as u64),
+            None => QueueFile::open(&self.path),
+        }
+    }
+
+    /// The file's place in the spool (where it is, or will be once
+    /// written), for messages about it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The whole queue file, when it is held in memory.
+    pub fn resident(&self) -> Option<&Arc<Vec<u8>>> {
+        self.resident.as_ref()
+    }
+}
+
+impl std::fmt::Debug for QueueRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueRef")
+            .field("path", &self.path)
+            .field("resident", &self.resident.as_ref().map(|b| b.len()))
+            .finish()
+    }
+}
+
+/// What a queue file is read from.
+enum Source {
+    File(File),
+    Memory(Arc<Vec<u8>>),
+}
+
 /// An opened queue file: its envelope and where its content is.
 pub struct QueueFile {
     pub envelope: Envelope,
     pub content_offset: u64,
     pub content_len: u64,
-    file: File,
+    source: Source,
+}
+
+/// A reader over a queue file's content, from a file or from memory.
+pub enum ContentReader<'a> {
+    File(BufReader<io::Take<&'a File>>),
+    Memory(&'a [u8]),
+}
+
+impl Read for ContentReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ContentReader::File(r) => r.read(buf),
+            ContentReader::Memory(r) => r.read(buf),
+        }
+    }
+}
+
+impl BufRead for ContentReader<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self {
+            ContentReader::File(r) => r.fill_buf(),
+            ContentReader::Memory(r) => r.fill_buf(),
+        }
+    }
+    fn consume(&mut self, amount: usize) {
+        match self {
+            ContentReader::File(r) => r.consume(amount),
+            ContentReader::Memory(r) => r.consume(amount),
+        }
+    }
 }
 
 impl QueueFile {
@@ -273,18 +354,37 @@ impl QueueFile {
     pub fn open(path: &Path) -> Result<QueueFile, QueueFileError> {
         let file = File::open(path)?;
         let size = file.metadata()?.len();
-        let mut reader = BufReader::new(&file);
-        let mut magic = [0u8; MAGIC.len()];
-        reader
-            .read_exact(&mut magic)
-            .map_err(|_| QueueFileError::Magic)?;
+        QueueFile::parse(Source::File(file), size)
+    }
+
+    fn parse(mut source: Source, size: u64) -> Result<QueueFile, QueueFileError> {
+        let (magic, line) = match &mut source {
+            Source::File(file) => {
+                let mut reader = BufReader::new(&*file);
+                let mut magic = [0u8; MAGIC.len()];
+                reader
+                    .read_exact(&mut magic)
+                    .map_err(|_| QueueFileError::Magic)?;
+                let mut line = Vec::new();
+                (&mut reader)
+                    .take(ENVELOPE_MAX)
+                    .read_until(b'\n', &mut line)?;
+                (magic.to_vec(), line)
+            }
+            Source::Memory(bytes) => {
+                let magic = bytes.get(..MAGIC.len()).ok_or(QueueFileError::Magic)?;
+                let rest = &bytes[MAGIC.len()..];
+                let end = rest
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(rest.len(), |n| n + 1);
+                (magic.to_vec(), rest[..end].to_vec())
+            }
+        };
         if magic != MAGIC {
             return Err(QueueFileError::Magic);
         }
-        let mut line = Vec::new();
-        (&mut reader)
-            .take(ENVELOPE_MAX)
-            .read_until(b'\n', &mut line)?;
+        let mut line = line;
         if line.pop() != Some(b'\n') {
             return Err(QueueFileError::Envelope("unterminated".into()));
         }
@@ -298,7 +398,7 @@ impl QueueFile {
             envelope,
             content_offset,
             content_len,
-            file,
+            source,
         };
         let (len, _) = queue_file.trailer()?;
         if len != content_len {
@@ -309,9 +409,20 @@ impl QueueFile {
 
     fn trailer(&mut self) -> Result<(u64, u32), QueueFileError> {
         let mut trailer = [0u8; TRAILER_LEN as usize];
-        self.file
-            .seek(SeekFrom::Start(self.content_offset + self.content_len))?;
-        self.file.read_exact(&mut trailer)?;
+        let at = self.content_offset + self.content_len;
+        match &mut self.source {
+            Source::File(file) => {
+                file.seek(SeekFrom::Start(at))?;
+                file.read_exact(&mut trailer)?;
+            }
+            Source::Memory(bytes) => {
+                let at = usize::try_from(at).map_err(|_| QueueFileError::Trailer)?;
+                let found = bytes
+                    .get(at..at + trailer.len())
+                    .ok_or(QueueFileError::Trailer)?;
+                trailer.copy_from_slice(found);
+            }
+        }
         let text = std::str::from_utf8(&trailer).map_err(|_| QueueFileError::Trailer)?;
         let fields = text
             .strip_prefix("\n.END ")
@@ -343,8 +454,82 @@ impl QueueFile {
     }
 
     /// A reader over the message content.
-    pub fn content(&mut self) -> io::Result<impl BufRead + '_> {
-        self.file.seek(SeekFrom::Start(self.content_offset))?;
-        Ok(BufReader::new((&self.file).take(self.content_len)))
+    pub fn content(&mut self) -> io::Result<ContentReader<'_>> {
+        match &mut self.source {
+            Source::File(file) => {
+                file.seek(SeekFrom::Start(self.content_offset))?;
+                Ok(ContentReader::File(BufReader::new(
+                    (&*file).take(self.content_len),
+                )))
+            }
+            Source::Memory(bytes) => Ok(ContentReader::Memory(content_slice(
+                bytes,
+                self.content_offset,
+                self.content_len,
+            )?)),
+        }
+    }
+}
+
+fn content_slice(bytes: &[u8], offset: u64, len: u64) -> io::Result<&[u8]> {
+    let start = usize::try_from(offset).map_err(io::Error::other)?;
+    let len = usize::try_from(len).map_err(io::Error::other)?;
+    bytes
+        .get(start..start + len)
+        .ok_or_else(|| io::Error::other("short queue file"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Envelope {
+        use crate::mail::{Address, ClientInfo};
+        Envelope {
+            queue_id: QueueId::generate(),
+            arrival_time: 0,
+            sender: Address::parse_mailbox("a@example.org").expect("an address"),
+            recipients: Vec::new(),
+            body: None,
+            ret: None,
+            envid: None,
+            smtputf8: false,
+            client: ClientInfo::local(None),
+            filter: None,
+            captured: None,
+        }
+    }
+
+    #[test]
+    fn a_queue_file_reads_the_same_from_memory_and_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = envelope();
+        let bytes = encode(&env, b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        let path = dir.path().join("q");
+        std::fs::write(&path, &bytes).unwrap();
+        let on_disk = QueueRef::new(path.clone(), None);
+        let in_memory = QueueRef::new(path, Some(Arc::new(bytes.clone())));
+        for r in [on_disk, in_memory] {
+            let mut f = r.open().unwrap();
+            f.verify().unwrap();
+            assert_eq!(f.envelope.queue_id, env.queue_id);
+            let mut content = Vec::new();
+            f.content().unwrap().read_to_end(&mut content).unwrap();
+            assert_eq!(content, b"Subject: x\r\n\r\nbody\r\n");
+        }
+        let mut damaged = bytes.clone();
+        damaged.truncate(bytes.len() - 3);
+        assert!(
+            QueueRef::new("q".into(), Some(Arc::new(damaged)))
+                .open()
+                .is_err()
+        );
+        let mut flipped = bytes;
+        let at = flipped.len() - 40;
+        flipped[at] ^= 1;
+        let mut f = QueueRef::new("q".into(), Some(Arc::new(flipped)))
+            .open()
+            .unwrap();
+        assert!(matches!(f.verify(), Err(QueueFileError::Checksum)));
     }
 }

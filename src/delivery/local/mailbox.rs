@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::privs::FsUser;
 use crate::delivery::Status;
 use crate::delivery::command::Producer;
-use crate::store::QueueFile;
+use crate::store::QueueRef;
 
 /// Why a mailbox delivery did not happen.
 #[derive(Debug)]
@@ -133,8 +133,8 @@ pub fn copy_message(
 /// rights. A delivery that acts as the recipient opens it before it
 /// switches (the spool is readable only by the daemon), as Postfix's
 /// local and virtual agents do.
-pub fn message(spool: &Path, prepend: Vec<String>, format: Format) -> io::Result<Producer> {
-    let mut file = QueueFile::open(spool).map_err(io::Error::other)?;
+pub fn message(spool: &QueueRef, prepend: Vec<String>, format: Format) -> io::Result<Producer> {
+    let mut file = spool.open().map_err(io::Error::other)?;
     Ok(Box::new(move |out: &mut dyn Write| {
         let mut content = file.content()?;
         copy_message(&mut content, out, &prepend, &format)
@@ -165,7 +165,12 @@ pub fn delivery_headers(sender: &str, recipient: &str) -> Vec<String> {
 /// `Return-Path:` and `Delivered-To:` added: the queue file is opened
 /// first, as the daemon, then the mailbox is written as its owner.
 /// Blocking.
-pub fn deliver(target: Target, spool: &Path, sender: &str, recipient: &str) -> Result<(), Failure> {
+pub fn deliver(
+    target: Target,
+    spool: &QueueRef,
+    sender: &str,
+    recipient: &str,
+) -> Result<(), Failure> {
     let format = Format::mailbox(target.maildir, sender);
     let write = message(spool, delivery_headers(sender, recipient), format)
         .map_err(|e| Failure::defer("4.3.0", format!("cannot read the queue file: {e}")))?;

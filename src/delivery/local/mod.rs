@@ -40,7 +40,7 @@ use crate::mail::{Address, ClientInfo, Envelope, QueueId, Recipient};
 use crate::maps::unix::{User, user_by_name};
 use crate::maps::{self, MapError, Maps};
 use crate::rewrite::Rewrite;
-use crate::store::QueueFile;
+use crate::store::QueueRef;
 use mailbox::{Format, Locks};
 
 /// Nesting of aliases, includes and .forward files, at most.
@@ -169,8 +169,8 @@ fn targets(value: &str) -> Vec<String> {
 }
 
 /// The `Delivered-To:` values already in the message, lower case.
-pub(super) fn delivered_to(spool: &Path) -> std::io::Result<HashSet<String>> {
-    let mut file = QueueFile::open(spool).map_err(std::io::Error::other)?;
+pub(super) fn delivered_to(spool: &QueueRef) -> std::io::Result<HashSet<String>> {
+    let mut file = spool.open().map_err(std::io::Error::other)?;
     let mut content = file.content()?;
     let mut found = HashSet::new();
     let mut line = Vec::new();
@@ -192,7 +192,7 @@ pub(super) fn delivered_to(spool: &Path) -> std::io::Result<HashSet<String>> {
 /// The message for a command's input, opened when the command is fed (by
 /// a thread that keeps the daemon's rights: the command itself runs as
 /// its user in a child process).
-pub(super) fn producer(spool: PathBuf, prepend: Vec<String>, format: Format) -> Producer {
+pub(super) fn producer(spool: QueueRef, prepend: Vec<String>, format: Format) -> Producer {
     Box::new(move |out: &mut dyn Write| mailbox::message(&spool, prepend, format)?(out))
 }
 
@@ -221,7 +221,7 @@ impl LocalAgent {
     pub async fn deliver(&self, request: &Request) -> Report {
         let mut outcomes = Vec::new();
         let loops = {
-            let spool = request.spool_path.clone();
+            let spool = request.queue_file.clone();
             tokio::task::spawn_blocking(move || delivered_to(&spool))
                 .await
                 .map_err(std::io::Error::other)
@@ -567,7 +567,7 @@ impl LocalAgent {
     ) -> (Status, &'static str, Option<String>) {
         let sender = state.request.envelope.sender.to_string();
         let recipient = to.to_string();
-        let spool = state.request.spool_path.clone();
+        let spool = state.request.queue_file.clone();
         let target = mailbox::Target {
             path: path.to_path_buf(),
             maildir,
@@ -626,7 +626,7 @@ impl LocalAgent {
             time_limit: self.cfg.command_time_limit,
         };
         let input = producer(
-            state.request.spool_path.clone(),
+            state.request.queue_file.clone(),
             mailbox::delivery_headers(&envelope.sender.to_string(), &to.to_string()),
             format,
         );
@@ -687,11 +687,11 @@ impl LocalAgent {
             .write(format!("Delivered-To: {rcpt}\r\n").as_bytes())
             .await
             .map_err(CleanupError::Write)?;
-        let spool = request.spool_path.clone();
+        let spool = request.queue_file.clone();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
         tokio::task::spawn_blocking(move || {
             let read = (|| {
-                let mut file = QueueFile::open(&spool).map_err(std::io::Error::other)?;
+                let mut file = spool.open().map_err(std::io::Error::other)?;
                 let mut content = file.content()?;
                 loop {
                     let chunk = content.fill_buf()?.to_vec();

@@ -348,12 +348,13 @@ async fn send_content(
     config: &SmtpConfig,
     eight_bit_ok: bool,
 ) -> Result<(), String> {
-    // A small message is read whole with its frame, in one trip to the
-    // blocking pool; a large one is streamed in 64 KiB pieces.
-    let path = request.spool_path.clone();
+    // A small message is read whole with its frame: from memory while the
+    // spool journal holds it, else in one trip to the blocking pool; a
+    // large one is streamed in 64 KiB pieces.
+    let queue_file = request.queue_file.clone();
     let small = crate::store::queue_file::SPILL_AT as u64;
-    let frame = tokio::task::spawn_blocking(move || {
-        let mut file = crate::store::QueueFile::open(&path)?;
+    let read = move || {
+        let mut file = queue_file.open()?;
         let (offset, len) = (file.content_offset, file.content_len);
         let mut whole = None;
         if len <= small {
@@ -362,9 +363,14 @@ async fn send_content(
             whole = Some(bytes);
         }
         Ok::<_, crate::store::QueueFileError>((offset, len, whole))
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    };
+    let frame = if request.queue_file.resident().is_some() {
+        read()
+    } else {
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| e.to_string())?
+    }
     .map_err(|e| format!("cannot read queue file: {e}"))?;
     let (offset, len, whole) = frame;
     let mut stuffer = DotStuffer::default();
@@ -373,7 +379,7 @@ async fn send_content(
         Some(bytes) => Some(bytes),
         None if !eight_bit_ok => {
             let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            open_content(&request.spool_path, offset, len)
+            open_content(request.queue_file.path(), offset, len)
                 .await?
                 .read_to_end(&mut bytes)
                 .await
@@ -392,7 +398,7 @@ async fn send_content(
             send_raw(conn, &output, config.data_xfer_timeout).await?;
         }
     } else {
-        let mut content = open_content(&request.spool_path, offset, len).await?;
+        let mut content = open_content(request.queue_file.path(), offset, len).await?;
         let mut input = vec![0u8; 64 * 1024];
         loop {
             let n = content
