@@ -663,6 +663,11 @@ declare! {
     "Queue" "" {
         /// Where queue files, queue state and the control socket live.
         queue_directory: PathBuf = Text("/var/spool/postern"), parse::path, "master store";
+        /// Memory for the queue files of small messages in flight, in bytes (read at start).
+        /// A message under 128 KiB is made durable in the spool journal and kept in
+        /// memory until it is delivered; past this limit the oldest are written out
+        /// to the spool (unsynced: the journal still vouches for them).
+        queue_journal_memory_limit: usize = Text("2097152"), parse::number, "master store";
     }
     "Supervision and shutdown" "" {
         /// Restarts of a role within supervisor_restart_period before escalating.

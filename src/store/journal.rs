@@ -10,7 +10,7 @@
 //! never has a file of its own — no file created, written or unlinked.
 //! A message is written out to `spool/ID` (spilled, without a sync: the
 //! journal still vouches for it) when it has to wait (deferred, held),
-//! when the resident copies pass [`RESIDENT_BYTES`] (the oldest first), or
+//! when the resident copies pass their memory limit (the oldest first), or
 //! when its segment is retired.
 //!
 //! ```text
@@ -54,9 +54,10 @@ const MAGIC: &[u8] = b"POSTERN-J1\n";
 /// next one. Two closed segments are kept before the oldest is retired, so
 /// the journal's disk use stays near three segments.
 pub const SEGMENT_BYTES: u64 = 16 << 20;
-/// The most memory the resident copies of in-flight messages may take;
-/// past it the oldest are written out to the spool.
-pub const RESIDENT_BYTES: usize = 8 << 20;
+/// The most memory the resident copies of in-flight messages may take,
+/// unless set otherwise (`queue_journal_memory_limit`); past it the oldest
+/// are written out to the spool.
+pub const RESIDENT_BYTES: usize = 2 << 20;
 const HEADER_LEN: usize = 1 + 1 + 4 + 4;
 const COMMIT: u8 = b'C';
 const TOMBSTONE: u8 = b'T';
@@ -92,7 +93,7 @@ struct State {
     /// The lowest segment number this process wrote (0: none yet).
     first_own: u64,
     /// Records appended but not yet written, with the commits among them.
-    pending: Vec<u8>,
+    pending: Pending,
     pending_ids: Vec<QueueId>,
     /// Sequence numbers: of the last record appended, written and synced;
     /// and of the last commit appended (the sync it needs).
@@ -114,6 +115,8 @@ struct State {
     /// oldest (lowest ID) first, and their total size.
     resident: BTreeMap<QueueId, Arc<Vec<u8>>>,
     resident_bytes: usize,
+    /// The limit of `resident_bytes`.
+    resident_limit: usize,
 }
 
 fn lock_err<T>(_: T) -> io::Error {
@@ -124,7 +127,8 @@ fn segment_name(n: u64) -> String {
     format!("{n:016x}")
 }
 
-fn record(kind: u8, id: &QueueId, payload: &[u8]) -> io::Result<Vec<u8>> {
+/// A record's header and ID; its payload follows them on disk.
+fn record_head(kind: u8, id: &QueueId, payload: &[u8]) -> io::Result<Vec<u8>> {
     let id = id.as_str().as_bytes();
     let id_len = u8::try_from(id.len()).map_err(io::Error::other)?;
     let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
@@ -133,14 +137,63 @@ fn record(kind: u8, id: &QueueId, payload: &[u8]) -> io::Result<Vec<u8>> {
     crc.update(&len.to_le_bytes());
     crc.update(id);
     crc.update(payload);
-    let mut out = Vec::with_capacity(HEADER_LEN + id.len() + payload.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + id.len());
     out.push(kind);
     out.push(id_len);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     out.extend_from_slice(id);
-    out.extend_from_slice(payload);
     Ok(out)
+}
+
+/// Records waiting to be written: heads, and the payloads they share with
+/// the resident copies (written from there, not copied).
+#[derive(Default)]
+struct Pending {
+    pieces: Vec<Piece>,
+}
+
+enum Piece {
+    Head(Vec<u8>),
+    Payload(Arc<Vec<u8>>),
+}
+
+impl Piece {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Head(b) => b,
+            Piece::Payload(b) => b,
+        }
+    }
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    fn len(&self) -> u64 {
+        self.pieces.iter().map(|p| p.bytes().len() as u64).sum()
+    }
+
+    /// Writes every piece, in order, with as few system calls as the
+    /// kernel allows.
+    fn write_to(&self, file: &mut File) -> io::Result<()> {
+        let mut slices: Vec<io::IoSlice<'_>> = self
+            .pieces
+            .iter()
+            .map(|p| io::IoSlice::new(p.bytes()))
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = file.write_vectored(rest)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            io::IoSlice::advance_slices(&mut rest, n);
+        }
+        Ok(())
+    }
 }
 
 /// One record read back: its kind, ID and payload.
@@ -199,6 +252,7 @@ impl Journal {
         };
         let on_disk = journal.segments()?;
         if let Ok(mut st) = journal.state.lock() {
+            st.resident_limit = RESIDENT_BYTES;
             st.foreign = !on_disk.is_empty();
             st.segment = on_disk.last().copied().unwrap_or(0);
         }
@@ -229,9 +283,10 @@ impl Journal {
     /// disk, synced (with whatever other commits were appended meanwhile);
     /// the queue file is then resident until it is spilled or forgotten.
     pub fn commit(&self, id: &QueueId, queue_file: Arc<Vec<u8>>) -> io::Result<()> {
-        let rec = record(COMMIT, id, &queue_file)?;
+        let head = record_head(COMMIT, id, &queue_file)?;
         let mut st = self.lock()?;
-        st.pending.extend_from_slice(&rec);
+        st.pending.pieces.push(Piece::Head(head));
+        st.pending.pieces.push(Piece::Payload(queue_file.clone()));
         st.pending_ids.push(id.clone());
         st.appended += 1;
         let mine = st.appended;
@@ -247,14 +302,21 @@ impl Journal {
             }
             st = self.done.wait(st).map_err(lock_err)?;
         }
-        st.resident_bytes += queue_file.len();
+        st.resident_bytes += queue_file.capacity();
         st.resident.insert(id.clone(), queue_file);
-        let over = st.resident_bytes > RESIDENT_BYTES;
+        let over = st.resident_bytes > st.resident_limit;
         drop(st);
         if over {
             self.spill_oldest()?;
         }
         Ok(())
+    }
+
+    /// Sets how much memory resident queue files may take.
+    pub fn set_memory_limit(&self, bytes: usize) {
+        if let Ok(mut st) = self.state.lock() {
+            st.resident_limit = bytes;
+        }
     }
 
     /// The queue file of a message in flight, when it is resident.
@@ -290,19 +352,19 @@ impl Journal {
         }
         let mut st = self.lock()?;
         if let Some(gone) = st.resident.remove(id) {
-            st.resident_bytes -= gone.len();
+            st.resident_bytes -= gone.capacity();
         }
         Ok(())
     }
 
     /// Spills the oldest resident queue files until the rest fit in
-    /// [`RESIDENT_BYTES`].
+    /// the memory limit.
     fn spill_oldest(&self) -> io::Result<()> {
         let _spilling = self.spilling.lock().map_err(lock_err)?;
         loop {
             let oldest = {
                 let st = self.lock()?;
-                if st.resident_bytes <= RESIDENT_BYTES {
+                if st.resident_bytes <= st.resident_limit {
                     return Ok(());
                 }
                 st.resident.keys().next().cloned()
@@ -317,14 +379,16 @@ impl Journal {
     /// Notes that a message is gone. Written (not synced) before this
     /// returns, or by the round running now. Nothing is written for a
     /// message the journal does not vouch for, unless segments of an
-    /// earlier run wait for their replay.
-    pub fn forget(&self, id: &QueueId) -> io::Result<()> {
+    /// earlier run wait for their replay. True when the message was
+    /// resident: it never had a file in the spool.
+    pub fn forget(&self, id: &QueueId) -> io::Result<bool> {
         let spilling = self.spilling.lock().map_err(lock_err)?;
         let mut st = self.lock()?;
         drop(spilling);
-        if let Some(gone) = st.resident.remove(id) {
-            st.resident_bytes -= gone.len();
-        }
+        let resident = st.resident.remove(id).map(|gone| {
+            st.resident_bytes -= gone.capacity();
+        });
+        let was_resident = resident.is_some();
         let home = st.home.remove(id);
         if let Some(segment) = home
             && let Some(set) = st.live.get_mut(&segment)
@@ -332,18 +396,19 @@ impl Journal {
             set.remove(id);
         }
         if home.is_none() && !st.foreign {
-            return Ok(());
+            return Ok(was_resident);
         }
-        let rec = record(TOMBSTONE, id, &[])?;
-        st.pending.extend_from_slice(&rec);
+        let head = record_head(TOMBSTONE, id, &[])?;
+        st.pending.pieces.push(Piece::Head(head));
         st.appended += 1;
         let mine = st.appended;
         if st.running {
             // The round running now writes it before it ends.
-            return Ok(());
+            return Ok(was_resident);
         }
         let st = self.round(st)?;
-        outcome(&st, mine)
+        outcome(&st, mine)?;
+        Ok(was_resident)
     }
 
     /// One round of writing: takes what is pending, writes it to the open
@@ -369,7 +434,7 @@ impl Journal {
                     opened = Some(segment);
                 }
                 if let Some(f) = file.as_mut() {
-                    f.write_all(&batch)?;
+                    batch.write_to(f)?;
                     if sync {
                         f.sync_data()?;
                     }
@@ -388,7 +453,7 @@ impl Journal {
             }
             match &result {
                 Ok(()) => {
-                    st.written += batch.len() as u64;
+                    st.written += batch.len();
                     let segment = st.segment;
                     for id in ids {
                         st.home.insert(id.clone(), segment);

@@ -521,13 +521,17 @@ impl Store {
         let path = self.spool_path(id);
         // The tombstone first: a crash after it takes the file away at
         // recovery rather than bringing the message back.
-        self.journal
+        let resident = self
+            .journal
             .forget(id)
             .map_err(io_at(&self.root.join("journal")))?;
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::Io { path, source: e }),
+        // A message the journal held in memory never had a file.
+        if !resident {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::Io { path, source: e }),
+            }
         }
         let old = self.queue.remove(id.as_str())?;
         self.reindex_one(id, old, None);
@@ -542,6 +546,11 @@ impl Store {
             .checkpoint()
             .map_err(io_at(&self.root.join("journal")))?;
         Ok(())
+    }
+
+    /// How much memory the spool journal may keep small queue files in.
+    pub fn set_journal_memory_limit(&self, bytes: usize) {
+        self.journal.set_memory_limit(bytes);
     }
 
     /// How many messages the spool journal vouches for, and its segments.
@@ -729,6 +738,57 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn commit_small(store: &Store, queue: QueueName) -> QueueId {
+        let envelope = crate::mail::Envelope {
+            queue_id: QueueId::generate(),
+            arrival_time: 0,
+            sender: crate::mail::Address::null(),
+            recipients: Vec::new(),
+            body: None,
+            ret: None,
+            envid: None,
+            smtputf8: false,
+            client: crate::mail::ClientInfo::local(None),
+            filter: None,
+            captured: None,
+        };
+        let mut draft = Draft::create(store.tmp_path(&envelope.queue_id), &envelope)
+            .await
+            .unwrap();
+        draft.write(b"Subject: s\r\n\r\nbody\r\n").await.unwrap();
+        let finished = draft.finish().await.unwrap();
+        store.commit(finished, &envelope, queue).unwrap();
+        envelope.queue_id
+    }
+
+    #[tokio::test]
+    async fn a_small_message_lives_in_memory_until_it_must_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = commit_small(&store, QueueName::Incoming).await;
+        let path = store.spool_path(&id);
+        assert!(!path.exists(), "in flight, no file");
+        assert!(store.queue_ref(&id).resident().is_some());
+        let mut state = store.get(&id).unwrap();
+        state.queue = QueueName::Deferred;
+        store.put(&id, &state).unwrap();
+        assert!(path.exists(), "deferred, written out");
+        assert!(store.queue_ref(&id).resident().is_none());
+        let mut file = store.open_queue_file(&id).unwrap();
+        file.verify().unwrap();
+        // Held at once: a file at once.
+        let held = commit_small(&store, QueueName::Hold).await;
+        assert!(store.spool_path(&held).exists());
+        // With no memory for it, every message gets its file at once.
+        store.set_journal_memory_limit(0);
+        let plain = commit_small(&store, QueueName::Incoming).await;
+        assert!(store.spool_path(&plain).exists());
+        store.remove(&plain).unwrap();
+        assert!(!store.spool_path(&plain).exists());
+        store.flush().unwrap();
+        assert_eq!(store.journal_usage(), (0, 0));
+    }
 
     #[test]
     fn a_postfix_queue_is_not_taken_over() {

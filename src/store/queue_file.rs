@@ -293,6 +293,25 @@ impl QueueRef {
     pub fn resident(&self) -> Option<&Arc<Vec<u8>>> {
         self.resident.as_ref()
     }
+
+    /// The message content, when the queue file is held in memory: found
+    /// by its frame, without reading the envelope.
+    pub fn resident_content(&self) -> Option<Result<&[u8], QueueFileError>> {
+        let bytes = self.resident.as_ref()?;
+        let framed = (|| {
+            let rest = bytes.strip_prefix(MAGIC).ok_or(QueueFileError::Magic)?;
+            let line = rest
+                .iter()
+                .position(|b| *b == b'\n')
+                .ok_or_else(|| QueueFileError::Envelope("unterminated".into()))?;
+            let offset = (MAGIC.len() + line + 1) as u64;
+            let len = (bytes.len() as u64)
+                .checked_sub(offset + TRAILER_LEN)
+                .ok_or(QueueFileError::Trailer)?;
+            Ok(content_slice(bytes, offset, len)?)
+        })();
+        Some(framed)
+    }
 }
 
 impl std::fmt::Debug for QueueRef {

@@ -125,6 +125,7 @@ pub fn start(settings: &Settings, config: Config) -> Result<i32, StartError> {
     let _lock = lock::InstanceLock::acquire(&queue_directory)?;
 
     let store = Arc::new(Store::open(&queue_directory)?);
+    store.set_journal_memory_limit(config.queue_journal_memory_limit);
     report_recovery(&store.recover()?);
 
     let config = Arc::new(config);

@@ -348,49 +348,54 @@ async fn send_content(
     config: &SmtpConfig,
     eight_bit_ok: bool,
 ) -> Result<(), String> {
-    // A small message is read whole with its frame: from memory while the
-    // spool journal holds it, else in one trip to the blocking pool; a
-    // large one is streamed in 64 KiB pieces.
-    let queue_file = request.queue_file.clone();
-    let small = crate::store::queue_file::SPILL_AT as u64;
-    let read = move || {
-        let mut file = queue_file.open()?;
-        let (offset, len) = (file.content_offset, file.content_len);
-        let mut whole = None;
-        if len <= small {
-            let mut bytes = Vec::with_capacity(len as usize);
-            std::io::Read::read_to_end(&mut file.content()?, &mut bytes)?;
-            whole = Some(bytes);
-        }
-        Ok::<_, crate::store::QueueFileError>((offset, len, whole))
-    };
-    let frame = if request.queue_file.resident().is_some() {
-        read()
-    } else {
-        tokio::task::spawn_blocking(read)
+    // A small message is sent from the spool journal's copy while it holds
+    // one, else read whole with its frame in one trip to the blocking
+    // pool; a large one is streamed in 64 KiB pieces.
+    let in_memory = request
+        .queue_file
+        .resident_content()
+        .transpose()
+        .map_err(|e| format!("cannot read queue file: {e}"))?;
+    let (offset, len, read) = match in_memory {
+        Some(content) => (0, content.len() as u64, None),
+        None => {
+            let queue_file = request.queue_file.clone();
+            let small = crate::store::queue_file::SPILL_AT as u64;
+            tokio::task::spawn_blocking(move || {
+                let mut file = queue_file.open()?;
+                let (offset, len) = (file.content_offset, file.content_len);
+                let mut whole = None;
+                if len <= small {
+                    let mut bytes = Vec::with_capacity(len as usize);
+                    std::io::Read::read_to_end(&mut file.content()?, &mut bytes)?;
+                    whole = Some(bytes);
+                }
+                Ok::<_, crate::store::QueueFileError>((offset, len, whole))
+            })
             .await
             .map_err(|e| e.to_string())?
-    }
-    .map_err(|e| format!("cannot read queue file: {e}"))?;
-    let (offset, len, whole) = frame;
+            .map_err(|e| format!("cannot read queue file: {e}"))?
+        }
+    };
     let mut stuffer = DotStuffer::default();
     let mut output = Vec::with_capacity(66 * 1024);
-    let whole = match whole {
-        Some(bytes) => Some(bytes),
-        None if !eight_bit_ok => {
+    let whole: Option<std::borrow::Cow<'_, [u8]>> = match (in_memory, read) {
+        (Some(content), _) => Some(content.into()),
+        (None, Some(bytes)) => Some(bytes.into()),
+        (None, None) if !eight_bit_ok => {
             let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
             open_content(request.queue_file.path(), offset, len)
                 .await?
                 .read_to_end(&mut bytes)
                 .await
                 .map_err(|e| format!("cannot read queue file: {e}"))?;
-            Some(bytes)
+            Some(bytes.into())
         }
-        None => None,
+        (None, None) => None,
     };
     if let Some(mut whole) = whole {
         if !eight_bit_ok && super::mime::has_8bit(&whole) {
-            whole = super::mime::downgrade(&whole);
+            whole = super::mime::downgrade(&whole).into();
         }
         for piece in whole.chunks(64 * 1024) {
             output.clear();
