@@ -118,6 +118,76 @@ struct Inner {
     owned: Mutex<HashMap<QueueId, Owned>>,
     slots: Mutex<Slots>,
     work: Mutex<HashMap<String, JoinSet<()>>>,
+    lane: Mutex<Lane>,
+}
+
+/// Loads and the store writes at the end of rounds wait here, in order:
+/// one trip to the blocking pool runs every operation waiting and those
+/// that come while it runs, so that a busy queue does not wake a thread
+/// per operation.
+#[derive(Default)]
+struct Lane {
+    ops: VecDeque<StoreOp>,
+    running: bool,
+}
+
+enum StoreOp {
+    /// Open a message and record its move to active.
+    Load(Arc<Store>, QueueId),
+    /// Write the end of a round.
+    Persist {
+        store: Arc<Store>,
+        id: QueueId,
+        after: After,
+        state: MessageState,
+    },
+}
+
+impl StoreOp {
+    /// Runs the operation (blocking) and says what it found.
+    fn run(self) -> Report {
+        match self {
+            StoreOp::Load(store, id) => {
+                let loaded = (|| {
+                    let mut state = store.get(&id).map_err(|e| e.to_string())?;
+                    let file = store.open_queue_file(&id).map_err(|e| e.to_string())?;
+                    if !matches!(state.queue, QueueName::Hold | QueueName::Corrupt) {
+                        state.queue = QueueName::Active;
+                        store.put(&id, &state).map_err(|e| e.to_string())?;
+                    }
+                    Ok(Box::new((state, file.envelope)))
+                })();
+                Report::Loaded(id, loaded)
+            }
+            StoreOp::Persist {
+                store,
+                id,
+                after,
+                state,
+            } => {
+                let persisted = match after {
+                    After::Removed => store.remove(&id),
+                    After::Held | After::Deferred(_) => store.put(&id, &state),
+                };
+                if let Err(e) = persisted {
+                    tracing::error!(target: "qmgr", "{id}: updating the queue: {e}");
+                }
+                Report::Finished(id, after)
+            }
+        }
+    }
+}
+
+/// The lane's runner: should an operation panic, the lane is marked idle
+/// so that the next operation starts a runner again.
+struct LaneRunner(Arc<Inner>);
+
+impl Drop for LaneRunner {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            lock(&self.0.lane).running = false;
+        }
+    }
 }
 
 /// A handle on the pool; clones share it.
@@ -144,6 +214,7 @@ impl Pool {
                     semaphores: HashMap::new(),
                 }),
                 work: Mutex::default(),
+                lane: Mutex::default(),
             }),
         }
     }
@@ -220,21 +291,38 @@ impl Pool {
     /// Opens a message and records its move to active, before qmgr acts
     /// on it (so no later state change can be overtaken by it).
     pub fn load(&self, store: Arc<Store>, id: QueueId) {
-        let tx = self.sender();
+        self.store_op(StoreOp::Load(store, id));
+    }
+
+    /// Queues a store operation in the lane; starts the lane's runner if
+    /// none runs.
+    fn store_op(&self, op: StoreOp) {
+        {
+            let mut lane = lock(&self.inner.lane);
+            lane.ops.push_back(op);
+            if lane.running {
+                return;
+            }
+            lane.running = true;
+        }
+        let runner = LaneRunner(self.inner.clone());
         self.spawn(STORE_WORK, async move {
-            let key = id.clone();
-            let loaded = tokio::task::spawn_blocking(move || {
-                let mut state = store.get(&key).map_err(|e| e.to_string())?;
-                let file = store.open_queue_file(&key).map_err(|e| e.to_string())?;
-                if !matches!(state.queue, QueueName::Hold | QueueName::Corrupt) {
-                    state.queue = QueueName::Active;
-                    store.put(&key, &state).map_err(|e| e.to_string())?;
+            let _ = tokio::task::spawn_blocking(move || {
+                loop {
+                    let op = lock(&runner.0.lane).ops.pop_front();
+                    let Some(op) = op else {
+                        // Idle only if nothing came since (under the lock).
+                        let mut lane = lock(&runner.0.lane);
+                        if lane.ops.is_empty() {
+                            lane.running = false;
+                            return;
+                        }
+                        continue;
+                    };
+                    let _ = runner.0.tx.blocking_send(op.run());
                 }
-                Ok(Box::new((state, file.envelope)))
             })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-            let _ = tx.send(Report::Loaded(id, loaded)).await;
+            .await;
         });
     }
 
@@ -298,15 +386,25 @@ impl Pool {
             .entry(finish.id.clone())
             .or_default()
             .finishing = true;
-        let tx = self.sender();
+        let Finish {
+            id,
+            after,
+            state,
+            notices,
+            envelope,
+        } = finish;
+        let persist = StoreOp::Persist {
+            store: store.clone(),
+            id: id.clone(),
+            after,
+            state,
+        };
+        if notices.is_empty() {
+            self.store_op(persist);
+            return;
+        }
+        let pool = self.clone();
         self.spawn(STORE_WORK, async move {
-            let Finish {
-                id,
-                after,
-                state,
-                notices,
-                envelope,
-            } = finish;
             for (kind, list) in notices {
                 let spool = store.queue_ref(&id);
                 if let Err(e) =
@@ -315,18 +413,7 @@ impl Pool {
                     tracing::warn!(target: "bounce", "{id}: notification failed: {e}");
                 }
             }
-            let key = id.clone();
-            let persisted = tokio::task::spawn_blocking(move || match after {
-                After::Removed => store.remove(&key),
-                After::Held | After::Deferred(_) => store.put(&key, &state),
-            })
-            .await;
-            match persisted {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(target: "qmgr", "{id}: updating the queue: {e}"),
-                Err(e) => tracing::error!(target: "qmgr", "{id}: updating the queue: {e}"),
-            }
-            let _ = tx.send(Report::Finished(id, after)).await;
+            pool.store_op(persist);
         });
     }
 
