@@ -43,6 +43,7 @@ use crate::maps::MapError;
 use crate::rewrite::Rewrite;
 use crate::role::exit::ExitGuard;
 use crate::role::handle::{RoleError, RoleHandle};
+use crate::role::lane::Lane;
 use crate::role::{Fault, StopRole};
 use crate::store::{Finished, QueueName, Store, StoreError};
 use headers::HeaderInfo;
@@ -161,12 +162,25 @@ impl CleanupConfig {
 pub struct Cleanup {
     store: Arc<Store>,
     guard: ExitGuard,
+    /// Commits waiting for the store: one trip to the blocking pool, and
+    /// one journal sync, for all that wait.
+    lane: Lane<Committing>,
 }
 
 impl Cleanup {
     pub fn new(store: Arc<Store>, guard: ExitGuard) -> Cleanup {
-        Cleanup { store, guard }
+        Cleanup {
+            store,
+            guard,
+            lane: Lane::default(),
+        }
     }
+}
+
+/// A commit in the lane, and where its outcome goes.
+struct Committing {
+    job: Job,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl Actor for Cleanup {
@@ -196,20 +210,46 @@ impl Handler<Commit> for Cleanup {
     fn handle(&mut self, msg: Commit, _ctx: &mut Context<Self>) -> Self::Result {
         let job = msg.0.lock().ok().and_then(|mut slot| slot.take());
         let store = self.store.clone();
+        let lane = self.lane.clone();
         Box::pin(async move {
-            let Job {
-                envelope,
-                finished,
-                info,
-                queue,
-            } = job.ok_or(CleanupError::Lost)?;
-            let id = envelope.queue_id.clone();
-            tokio::task::spawn_blocking(move || store.commit(finished, &envelope, queue))
+            let job = job.ok_or(CleanupError::Lost)?;
+            let id = job.envelope.queue_id.clone();
+            let message_id = job.info.message_id.clone();
+            let (done, outcome) = tokio::sync::oneshot::channel();
+            let runner = lane.push(Committing { job, done }, move |batch| {
+                commit_batch(&store, batch)
+            });
+            if let Some(runner) = runner {
+                tokio::spawn(runner);
+            }
+            outcome
                 .await
                 .map_err(|e| CleanupError::Write(std::io::Error::other(e.to_string())))??;
-            tracing::info!("{id}: message-id={}", info.message_id);
+            tracing::info!("{id}: message-id={message_id}");
             Ok(id)
         })
+    }
+}
+
+/// Commits what waits in the lane, and tells each its outcome.
+fn commit_batch(store: &Store, batch: Vec<Committing>) {
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut files = Vec::with_capacity(batch.len());
+    let mut envelopes = Vec::with_capacity(batch.len());
+    for Committing { job, done } in batch {
+        replies.push(done);
+        files.push(job.finished);
+        envelopes.push((job.envelope, job.queue));
+    }
+    let outcomes = store.commit_many(
+        files
+            .into_iter()
+            .zip(&envelopes)
+            .map(|(finished, (envelope, queue))| (finished, envelope, *queue))
+            .collect(),
+    );
+    for (done, outcome) in replies.into_iter().zip(outcomes) {
+        let _ = done.send(outcome.map(|_| ()));
     }
 }
 

@@ -31,6 +31,7 @@ use crate::bounce::{self, BounceConfig, Failed, Kind};
 use crate::cleanup::CleanupHandle;
 use crate::delivery::{Agents, Program, Request};
 use crate::mail::{Envelope, QueueId};
+use crate::role::lane::Lane;
 use crate::store::{MessageState, QueueName, Store};
 
 /// Reports waiting for qmgr, at most; work that has more to say waits.
@@ -118,17 +119,9 @@ struct Inner {
     owned: Mutex<HashMap<QueueId, Owned>>,
     slots: Mutex<Slots>,
     work: Mutex<HashMap<String, JoinSet<()>>>,
-    lane: Mutex<Lane>,
-}
-
-/// Loads and the store writes at the end of rounds wait here, in order:
-/// one trip to the blocking pool runs every operation waiting and those
-/// that come while it runs, so that a busy queue does not wake a thread
-/// per operation.
-#[derive(Default)]
-struct Lane {
-    ops: VecDeque<StoreOp>,
-    running: bool,
+    /// Loads and the store writes at the end of rounds, in order: a busy
+    /// queue does not wake a thread per operation.
+    lane: Lane<StoreOp>,
 }
 
 enum StoreOp {
@@ -178,18 +171,6 @@ impl StoreOp {
     }
 }
 
-/// The lane's runner: should an operation panic, the lane is marked idle
-/// so that the next operation starts a runner again.
-struct LaneRunner(Arc<Inner>);
-
-impl Drop for LaneRunner {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            lock(&self.0.lane).running = false;
-        }
-    }
-}
-
 /// A handle on the pool; clones share it.
 #[derive(Clone)]
 pub struct Pool {
@@ -214,7 +195,7 @@ impl Pool {
                     semaphores: HashMap::new(),
                 }),
                 work: Mutex::default(),
-                lane: Mutex::default(),
+                lane: Lane::default(),
             }),
         }
     }
@@ -297,33 +278,15 @@ impl Pool {
     /// Queues a store operation in the lane; starts the lane's runner if
     /// none runs.
     fn store_op(&self, op: StoreOp) {
-        {
-            let mut lane = lock(&self.inner.lane);
-            lane.ops.push_back(op);
-            if lane.running {
-                return;
+        let tx = self.sender();
+        let runner = self.inner.lane.push(op, move |ops| {
+            for op in ops {
+                let _ = tx.blocking_send(op.run());
             }
-            lane.running = true;
-        }
-        let runner = LaneRunner(self.inner.clone());
-        self.spawn(STORE_WORK, async move {
-            let _ = tokio::task::spawn_blocking(move || {
-                loop {
-                    let op = lock(&runner.0.lane).ops.pop_front();
-                    let Some(op) = op else {
-                        // Idle only if nothing came since (under the lock).
-                        let mut lane = lock(&runner.0.lane);
-                        if lane.ops.is_empty() {
-                            lane.running = false;
-                            return;
-                        }
-                        continue;
-                    };
-                    let _ = runner.0.tx.blocking_send(op.run());
-                }
-            })
-            .await;
         });
+        if let Some(runner) = runner {
+            self.spawn(STORE_WORK, runner);
+        }
     }
 
     /// Runs a delivery in its transport's set; the message's recipients

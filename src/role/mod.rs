@@ -1,11 +1,13 @@
 //! What every role shares, below the roles: the control messages the
 //! supervisor sends them ([`StopRole`], [`Fault`]), the guard that reports
 //! an actor's end ([`exit`]), the handles through which roles reach each
-//! other across restarts ([`handle`]), and the arrival trigger between
-//! cleanup and qmgr ([`trigger`]). Roles import this; it imports no role.
+//! other across restarts ([`handle`]), the arrival trigger between
+//! cleanup and qmgr ([`trigger`]), and the lane that batches a role's
+//! blocking store work ([`lane`]). Roles import this; it imports no role.
 
 pub mod exit;
 pub mod handle;
+pub mod lane;
 pub mod trigger;
 
 use actix::Message;

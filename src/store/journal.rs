@@ -283,12 +283,26 @@ impl Journal {
     /// disk, synced (with whatever other commits were appended meanwhile);
     /// the queue file is then resident until it is spilled or forgotten.
     pub fn commit(&self, id: &QueueId, queue_file: Arc<Vec<u8>>) -> io::Result<()> {
-        let head = record_head(COMMIT, id, &queue_file)?;
+        self.commit_all(vec![(id.clone(), queue_file)])
+    }
+
+    /// [`Journal::commit`] for several messages at once: one sync serves
+    /// them all.
+    pub fn commit_all(&self, files: Vec<(QueueId, Arc<Vec<u8>>)>) -> io::Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let heads = files
+            .iter()
+            .map(|(id, bytes)| record_head(COMMIT, id, bytes))
+            .collect::<io::Result<Vec<_>>>()?;
         let mut st = self.lock()?;
-        st.pending.pieces.push(Piece::Head(head));
-        st.pending.pieces.push(Piece::Payload(queue_file.clone()));
-        st.pending_ids.push(id.clone());
-        st.appended += 1;
+        for ((id, bytes), head) in files.iter().zip(heads) {
+            st.pending.pieces.push(Piece::Head(head));
+            st.pending.pieces.push(Piece::Payload(bytes.clone()));
+            st.pending_ids.push(id.clone());
+            st.appended += 1;
+        }
         let mine = st.appended;
         st.wants_sync = mine;
         loop {
@@ -302,8 +316,10 @@ impl Journal {
             }
             st = self.done.wait(st).map_err(lock_err)?;
         }
-        st.resident_bytes += queue_file.capacity();
-        st.resident.insert(id.clone(), queue_file);
+        for (id, bytes) in files {
+            st.resident_bytes += bytes.capacity();
+            st.resident.insert(id, bytes);
+        }
         let over = st.resident_bytes > st.resident_limit;
         drop(st);
         if over {

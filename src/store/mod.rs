@@ -340,42 +340,85 @@ impl Store {
     /// spool and the directory synced.
     pub fn commit(
         &self,
-        mut finished: Finished,
+        finished: Finished,
         envelope: &Envelope,
         queue: QueueName,
     ) -> Result<MessageState, StoreError> {
-        let id = finished.queue_id.clone();
-        let target = self.spool_path(&id);
-        match finished.bytes.take() {
-            Some(bytes) => {
-                finished.disarm();
-                let journal_dir = self.root.join("journal");
-                self.journal
-                    .commit(&id, std::sync::Arc::new(bytes))
-                    .map_err(io_at(&journal_dir))?;
-                if queue != QueueName::Incoming
-                    && let Err(e) = self.journal.spill(&id)
-                {
-                    // Not acknowledged, so not to come back at recovery.
-                    let _ = self.journal.forget(&id);
-                    return Err(io_at(&target)(e));
+        self.commit_many(vec![(finished, envelope, queue)])
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::NotFound(envelope.queue_id.clone())))
+    }
+
+    /// [`Store::commit`] for several messages at once, each with its own
+    /// outcome, in order: one journal sync serves the small ones, one
+    /// directory sync the streamed ones.
+    pub fn commit_many(
+        &self,
+        batch: Vec<(Finished, &Envelope, QueueName)>,
+    ) -> Vec<Result<MessageState, StoreError>> {
+        let spool = self.root.join("spool");
+        let journal_dir = self.root.join("journal");
+        let mut outcomes: Vec<Result<bool, StoreError>> = Vec::with_capacity(batch.len());
+        let mut small = Vec::new();
+        let mut lens = Vec::with_capacity(batch.len());
+        let mut batch = batch;
+        for (finished, _, _) in batch.iter_mut() {
+            let id = finished.queue_id.clone();
+            lens.push(finished.content_len);
+            match finished.bytes.take() {
+                Some(bytes) => {
+                    finished.disarm();
+                    small.push((id, std::sync::Arc::new(bytes)));
+                    outcomes.push(Ok(true));
+                }
+                None => {
+                    let target = self.spool_path(&id);
+                    let durable = finished
+                        .write_and_sync()
+                        .map_err(io_at(&finished.path))
+                        .and_then(|()| fs::rename(&finished.path, &target).map_err(io_at(&target)));
+                    if durable.is_ok() {
+                        finished.disarm();
+                    }
+                    outcomes.push(durable.map(|()| false));
                 }
             }
-            None => {
-                finished.write_and_sync().map_err(io_at(&finished.path))?;
-                fs::rename(&finished.path, &target).map_err(io_at(&target))?;
-                finished.disarm();
-                // One directory sync serves every commit that renamed
-                // before it began (group commit).
-                self.spool_sync
-                    .sync(&self.root.join("spool"))
-                    .map_err(io_at(&self.root.join("spool")))?;
+        }
+        // One directory sync serves every commit that renamed before it
+        // began (group commit).
+        if outcomes.iter().any(|o| matches!(o, Ok(false))) {
+            if let Err(e) = self.spool_sync.sync(&spool) {
+                for o in outcomes.iter_mut().filter(|o| matches!(o, Ok(false))) {
+                    *o = Err(io_at(&spool)(io::Error::new(e.kind(), e.to_string())));
+                }
             }
         }
-        let mut state = MessageState::incoming(envelope, finished.content_len);
-        state.queue = queue;
-        self.put(&id, &state)?;
-        Ok(state)
+        if let Err(e) = self.journal.commit_all(small) {
+            for o in outcomes.iter_mut().filter(|o| matches!(o, Ok(true))) {
+                *o = Err(io_at(&journal_dir)(io::Error::new(e.kind(), e.to_string())));
+            }
+        }
+        batch
+            .iter()
+            .zip(outcomes)
+            .zip(lens)
+            .map(|(((finished, envelope, queue), outcome), len)| {
+                let id = &finished.queue_id;
+                let journaled = outcome?;
+                if journaled
+                    && *queue != QueueName::Incoming
+                    && let Err(e) = self.journal.spill(id)
+                {
+                    // Not acknowledged, so not to come back at recovery.
+                    let _ = self.journal.forget(id);
+                    return Err(io_at(&self.spool_path(id))(e));
+                }
+                let mut state = MessageState::incoming(envelope, len);
+                state.queue = *queue;
+                self.put(id, &state)?;
+                Ok(state)
+            })
+            .collect()
     }
 
     /// Records a message's new state. Only qmgr moves messages between queues.
