@@ -386,11 +386,11 @@ impl Store {
         }
         // One directory sync serves every commit that renamed before it
         // began (group commit).
-        if outcomes.iter().any(|o| matches!(o, Ok(false))) {
-            if let Err(e) = self.spool_sync.sync(&spool) {
-                for o in outcomes.iter_mut().filter(|o| matches!(o, Ok(false))) {
-                    *o = Err(io_at(&spool)(io::Error::new(e.kind(), e.to_string())));
-                }
+        if outcomes.iter().any(|o| matches!(o, Ok(false)))
+            && let Err(e) = self.spool_sync.sync(&spool)
+        {
+            for o in outcomes.iter_mut().filter(|o| matches!(o, Ok(false))) {
+                *o = Err(io_at(&spool)(io::Error::new(e.kind(), e.to_string())));
             }
         }
         if let Err(e) = self.journal.commit_all(small) {
