@@ -397,9 +397,16 @@ async fn send_content(
         if !eight_bit_ok && super::mime::has_8bit(&whole) {
             whole = super::mime::downgrade(&whole).into();
         }
-        for piece in whole.chunks(64 * 1024) {
+        // The end of data goes with the last piece: one send for a small
+        // message.
+        let mut pieces = whole.chunks(64 * 1024).peekable();
+        while let Some(piece) = pieces.next() {
             output.clear();
             stuffer.stuff(piece, &mut output);
+            if pieces.peek().is_none() {
+                output.extend_from_slice(stuffer.end());
+                return send_raw(conn, &output, config.data_xfer_timeout).await;
+            }
             send_raw(conn, &output, config.data_xfer_timeout).await?;
         }
     } else {
