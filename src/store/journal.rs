@@ -24,11 +24,12 @@
 //!
 //! Removing a journal-backed message appends a tombstone (written, not
 //! synced: a tombstone lost in a crash costs a duplicate delivery, never
-//! a loss). Segments are retired in order: when the journal has moved two
-//! segments on, the queue files that an old segment still vouches for
-//! (messages deferred or held, few) are synced with the spool directory
-//! and the segment is deleted. A clean stop retires every segment, so a
-//! queue directory at rest is its spool alone.
+//! a loss). Segments are retired in order, by a thread of their own, off
+//! the commit path: when the journal has moved two segments on, the queue
+//! files that an old segment still vouches for (messages deferred or held)
+//! are written out, one `syncfs` makes them durable, and the segment is
+//! deleted. A clean stop retires every segment, so a queue directory at
+//! rest is its spool alone.
 //!
 //! Recovery ([`Journal::replay`]) reads every segment, keeps the records
 //! without a later tombstone, and hands them to the store, which rewrites
@@ -81,6 +82,8 @@ pub struct Journal {
     /// forgotten: a removal never races a spill into leaving a file behind.
     /// Taken before `state`, never after.
     spilling: Mutex<()>,
+    /// Itself, for the thread that retires old segments.
+    me: std::sync::Weak<Journal>,
 }
 
 #[derive(Default)]
@@ -103,6 +106,8 @@ struct State {
     wants_sync: u64,
     /// A thread is writing (at most one at a time).
     running: bool,
+    /// A thread is retiring old segments (at most one at a time).
+    retiring: bool,
     /// A failed write or sync fails every record it was to cover.
     failed_upto: u64,
     error: Option<(io::ErrorKind, String)>,
@@ -242,14 +247,15 @@ fn one_record(bytes: &[u8]) -> Option<Rec<'_>> {
 impl Journal {
     /// The journal in `dir`, vouching for queue files in `spool`. Nothing
     /// is created until the first record.
-    pub fn open(dir: &Path, spool: &Path) -> io::Result<Journal> {
-        let journal = Journal {
+    pub fn open(dir: &Path, spool: &Path) -> io::Result<Arc<Journal>> {
+        let journal = Arc::new_cyclic(|me| Journal {
             dir: dir.to_path_buf(),
             spool: spool.to_path_buf(),
             state: Mutex::default(),
             done: Condvar::new(),
             spilling: Mutex::new(()),
-        };
+            me: me.clone(),
+        });
         let on_disk = journal.segments()?;
         if let Ok(mut st) = journal.state.lock() {
             st.resident_limit = RESIDENT_BYTES;
@@ -346,21 +352,19 @@ impl Journal {
     /// that is not resident.
     pub fn spill(&self, id: &QueueId) -> io::Result<()> {
         let _spilling = self.spilling.lock().map_err(lock_err)?;
-        self.spill_locked(id, false)
+        self.spill_locked(id)
     }
 
-    /// With `spilling` held: writes the file (synced when asked) before
-    /// the resident copy goes, so a reader finds one or the other.
-    fn spill_locked(&self, id: &QueueId, sync: bool) -> io::Result<()> {
+    /// With `spilling` held: writes the file before the resident copy
+    /// goes, so a reader finds one or the other.
+    fn spill_locked(&self, id: &QueueId) -> io::Result<()> {
         let Some(bytes) = self.resident(id) else {
             return Ok(());
         };
         let path = self.spool.join(id.as_str());
         match super::write_new(&path, &bytes) {
-            Ok(file) if sync => file.sync_data()?,
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !sync => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => File::open(&path)?.sync_data()?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => {
                 let _ = fs::remove_file(&path);
                 return Err(e);
@@ -386,7 +390,7 @@ impl Journal {
                 st.resident.keys().next().cloned()
             };
             match oldest {
-                Some(id) => self.spill_locked(&id, false)?,
+                Some(id) => self.spill_locked(&id)?,
                 None => return Ok(()),
             }
         }
@@ -488,8 +492,13 @@ impl Journal {
             if sync {
                 st.synced_seq = upto;
             }
-            if result.is_ok() && opened.is_some() {
-                st = self.retire(st, |s| s.segment.saturating_sub(2))?;
+            if result.is_ok() && opened.is_some() && !st.retiring {
+                // Off the commit path: commits go on while the retired
+                // segments' survivors are made durable.
+                if let Some(me) = self.me.upgrade() {
+                    st.retiring = true;
+                    std::thread::spawn(move || me.retire_old());
+                }
             }
             st.running = false;
             self.done.notify_all();
@@ -512,6 +521,16 @@ impl Journal {
         Ok(file)
     }
 
+    /// Retires the segments two behind the current one (in a thread of its
+    /// own, started when a segment is opened).
+    fn retire_old(&self) {
+        let Ok(st) = self.lock() else { return };
+        if let Ok(mut st) = self.retire(st, |s| s.segment.saturating_sub(2)) {
+            st.retiring = false;
+        }
+        self.done.notify_all();
+    }
+
     /// Deletes this process's segments up to the one `upto` names: each
     /// queue file one still vouches for is synced first, with the spool
     /// directory. Nothing goes while segments of an earlier run wait.
@@ -532,21 +551,18 @@ impl Journal {
                 .collect(),
         );
         drop(st);
-        let spilling = self.spilling.lock().map_err(lock_err)?;
         let result = (|| {
-            for id in &survivors {
-                if self.resident(id).is_some() {
-                    self.spill_locked(id, true)?;
-                    continue;
-                }
-                match File::open(self.spool.join(id.as_str())) {
-                    Ok(f) => f.sync_data()?,
-                    // Removed meanwhile.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
+            // The survivors' files written out, then made durable with one
+            // sync of the spool's filesystem (one flush, not one per file).
+            {
+                let _spilling = self.spilling.lock().map_err(lock_err)?;
+                for id in &survivors {
+                    self.spill_locked(id)?;
                 }
             }
-            sync_dir(&self.spool)?;
+            if !survivors.is_empty() {
+                syncfs(&self.spool)?;
+            }
             for n in first..=last {
                 match fs::remove_file(self.dir.join(segment_name(n))) {
                     Ok(()) => {}
@@ -560,7 +576,6 @@ impl Journal {
             Ok(())
         })();
         st = self.lock()?;
-        drop(spilling);
         if let Err(e) = result {
             tracing::warn!(target: "qmgr", "spool journal: retiring segments: {e}");
             return Ok(st);
@@ -576,17 +591,26 @@ impl Journal {
         Ok(st)
     }
 
-    /// A clean stop: everything pending written and synced, then every
-    /// segment of this process retired (the spool alone is then the truth).
-    pub fn checkpoint(&self) -> io::Result<()> {
+    /// The state once no round runs and everything pending is written
+    /// and synced.
+    fn quiesce(&self) -> io::Result<MutexGuard<'_, State>> {
         let mut st = self.lock()?;
-        while st.running {
+        while st.running || st.retiring {
             st = self.done.wait(st).map_err(lock_err)?;
         }
         if !st.pending.is_empty() {
             st.wants_sync = st.appended;
             st = self.round(st)?;
-        } else if let Some(f) = st.file.as_ref() {
+        }
+        Ok(st)
+    }
+
+    /// A clean stop: everything pending written and synced, then every
+    /// segment of this process retired (the spool alone is then the truth).
+    pub fn checkpoint(&self) -> io::Result<()> {
+        let mut st = self.quiesce()?;
+        // Tombstones written since the last round's sync.
+        if let Some(f) = st.file.as_ref() {
             f.sync_data()?;
         }
         st.file = None;
@@ -599,12 +623,14 @@ impl Journal {
         drop(st);
         // Segments of an earlier run kept ours: the files are written all
         // the same, synced.
-        let _spilling = self.spilling.lock().map_err(lock_err)?;
-        for id in &left {
-            self.spill_locked(id, true)?;
+        {
+            let _spilling = self.spilling.lock().map_err(lock_err)?;
+            for id in &left {
+                self.spill_locked(id)?;
+            }
         }
         if !left.is_empty() {
-            sync_dir(&self.spool)?;
+            syncfs(&self.spool)?;
         }
         Ok(())
     }
@@ -617,14 +643,7 @@ impl Journal {
         &self,
         mut restore: impl FnMut(&QueueId, &[u8]) -> io::Result<()>,
     ) -> io::Result<Replay> {
-        let mut st = self.lock()?;
-        while st.running {
-            st = self.done.wait(st).map_err(lock_err)?;
-        }
-        if !st.pending.is_empty() {
-            st.wants_sync = st.appended;
-            st = self.round(st)?;
-        }
+        let mut st = self.quiesce()?;
         let mut report = Replay::default();
         // First pass: which records survive.
         let segments = self.segments()?;
@@ -713,6 +732,18 @@ fn outcome(st: &State, mine: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes back everything dirty on the filesystem that holds `dir`: file
+/// contents, new names, directories.
+fn syncfs(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = File::open(dir)?;
+    // SAFETY: the descriptor is open for the duration of the call.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -790,7 +821,7 @@ mod tests {
     #[test]
     fn concurrent_commits_share_syncs_and_all_survive() {
         let (_d, journal, spool) = setup();
-        let j = std::sync::Arc::new(Journal::open(&journal, &spool).unwrap());
+        let j = Journal::open(&journal, &spool).unwrap();
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let j = j.clone();
@@ -833,6 +864,7 @@ mod tests {
             j.commit(&id, Arc::new(big.clone())).unwrap();
             j.forget(&id).unwrap();
         }
+        drop(j.quiesce().unwrap()); // the retiring thread done
         let (vouched, segments) = j.usage();
         assert!(segments <= 3, "{segments} segments on disk");
         assert_eq!(

@@ -162,7 +162,7 @@ pub struct Store {
     /// Group commit of the spool directory.
     spool_sync: GroupSync,
     /// Where small messages become durable.
-    journal: journal::Journal,
+    journal: std::sync::Arc<journal::Journal>,
     /// Listeners to changes.
     events: events::Events,
 }
@@ -783,19 +783,7 @@ mod tests {
     use super::*;
 
     async fn commit_small(store: &Store, queue: QueueName) -> QueueId {
-        let envelope = crate::mail::Envelope {
-            queue_id: QueueId::generate(),
-            arrival_time: 0,
-            sender: crate::mail::Address::null(),
-            recipients: Vec::new(),
-            body: None,
-            ret: None,
-            envid: None,
-            smtputf8: false,
-            client: crate::mail::ClientInfo::local(None),
-            filter: None,
-            captured: None,
-        };
+        let envelope = queue_file::tests::envelope();
         let mut draft = Draft::create(store.tmp_path(&envelope.queue_id), &envelope)
             .await
             .unwrap();

@@ -499,10 +499,11 @@ fn content_slice(bytes: &[u8], offset: u64, len: u64) -> io::Result<&[u8]> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn envelope() -> Envelope {
+    /// A plain envelope for the store's tests.
+    pub(in crate::store) fn envelope() -> Envelope {
         use crate::mail::{Address, ClientInfo};
         Envelope {
             queue_id: QueueId::generate(),
