@@ -12,9 +12,11 @@
 //!
 //! Durability: before [`Store::commit`] returns (and only then may a
 //! receiver say `250`), a small message's queue file is in a synced
-//! segment of the spool journal and written into `spool/`; a large one is
-//! synced, renamed into `spool/`, and the directory synced. sled state is written after that and need not be
-//! synced: [`Store::recover`] rebuilds what a crash lost from the spool.
+//! segment of the spool journal (which holds it in memory while it is in
+//! flight and writes it into `spool/` when it must wait); a large one is
+//! synced, renamed into `spool/`, and the directory synced. sled state is
+//! written after that and need not be synced: [`Store::recover`] rebuilds
+//! what a crash lost from the spool and the journal.
 //! All methods block; async callers run them on the blocking pool.
 
 pub mod events;
@@ -354,17 +356,14 @@ impl Store {
     /// directory sync the streamed ones.
     pub fn commit_many(
         &self,
-        batch: Vec<(Finished, &Envelope, QueueName)>,
+        mut batch: Vec<(Finished, &Envelope, QueueName)>,
     ) -> Vec<Result<MessageState, StoreError>> {
         let spool = self.root.join("spool");
         let journal_dir = self.root.join("journal");
         let mut outcomes: Vec<Result<bool, StoreError>> = Vec::with_capacity(batch.len());
         let mut small = Vec::new();
-        let mut lens = Vec::with_capacity(batch.len());
-        let mut batch = batch;
         for (finished, _, _) in batch.iter_mut() {
             let id = finished.queue_id.clone();
-            lens.push(finished.content_len);
             match finished.bytes.take() {
                 Some(bytes) => {
                     finished.disarm();
@@ -401,8 +400,7 @@ impl Store {
         batch
             .iter()
             .zip(outcomes)
-            .zip(lens)
-            .map(|(((finished, envelope, queue), outcome), len)| {
+            .map(|((finished, envelope, queue), outcome)| {
                 let id = &finished.queue_id;
                 let journaled = outcome?;
                 if journaled
@@ -413,7 +411,7 @@ impl Store {
                     let _ = self.journal.forget(id);
                     return Err(io_at(&self.spool_path(id))(e));
                 }
-                let mut state = MessageState::incoming(envelope, len);
+                let mut state = MessageState::incoming(envelope, finished.content_len);
                 state.queue = *queue;
                 self.put(id, &state)?;
                 Ok(state)
