@@ -637,8 +637,9 @@ impl Journal {
 
     /// Recovery: every segment on disk read in order; `restore` gets each
     /// message journaled and not removed since, with its queue file as
-    /// journaled, and makes that file durable in the spool. Then every
-    /// segment is deleted.
+    /// journaled, and makes sure that file is in the spool. One sync of
+    /// the spool's filesystem makes them all durable; then every segment
+    /// is deleted.
     pub fn replay(
         &self,
         mut restore: impl FnMut(&QueueId, &[u8]) -> io::Result<()>,
@@ -676,7 +677,9 @@ impl Journal {
                 }
             }
         }
-        sync_dir(&self.spool)?;
+        // What `restore` wrote, and the files that were there unsynced,
+        // durable at once.
+        syncfs(&self.spool)?;
         for n in segments {
             fs::remove_file(self.dir.join(segment_name(n)))?;
         }
