@@ -12,7 +12,7 @@ use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, R
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
 pub use hickory_resolver::net::NetError;
-pub use hickory_resolver::proto::rr::RData;
+pub use hickory_resolver::proto::rr::{RData, RecordType};
 
 /// A resolver, or why there is none.
 pub struct Resolver {

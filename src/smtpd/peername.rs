@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::dns::{RData, Resolver};
+use crate::dns::{RData, RecordType, Resolver};
 
 /// The whole lookup, reverse and forward, at most.
 pub const LIMIT: Duration = Duration::from_secs(10);
@@ -84,8 +84,21 @@ async fn verified(resolver: &Resolver, ip: IpAddr) -> ClientName {
                 .get_or_insert_with(|| format!("{ip}: malformed hostname {name:?} in PTR"));
             continue;
         }
-        match resolver.lookup_ip(format!("{name}.")).await {
-            Ok(found) if found.iter().any(|a| a.to_canonical() == ip.to_canonical()) => {
+        // The client's own address family only (Postfix asks the same):
+        // the other family's query could only slow the answer down.
+        let family = if ip.to_canonical().is_ipv4() {
+            RecordType::A
+        } else {
+            RecordType::AAAA
+        };
+        match resolver.lookup(format!("{name}."), family).await {
+            Ok(found)
+                if found
+                    .answers()
+                    .iter()
+                    .filter_map(|r| address_of(&r.data))
+                    .any(|a| a.to_canonical() == ip.to_canonical()) =>
+            {
                 out.name = name.clone();
                 return out;
             }
@@ -106,6 +119,15 @@ async fn verified(resolver: &Resolver, ip: IpAddr) -> ClientName {
         tracing::warn!("{why}");
     }
     out
+}
+
+/// The address an A or AAAA record gives.
+fn address_of(data: &RData) -> Option<IpAddr> {
+    match data {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+        _ => None,
+    }
 }
 
 /// A host name of at most 253 characters, by [`hostname_labels`].
