@@ -304,6 +304,7 @@ fn big_message() {
     let relayed = started.elapsed();
     sampling.store(false, Ordering::Relaxed);
     let _ = sampler.join();
+    let _ = s.write_all(b"QUIT\r\n");
     let _ = r.read(&mut [0u8; 1]).ok();
     println!(
         "50 MB message: accepted in {:.2} s, relayed in {:.2} s ({} bytes at the sink)",

@@ -156,7 +156,11 @@ impl Postern {
     /// Moves a message's arrival time back by `minutes`, through the store's
     /// own API (the daemon must be down).
     pub fn age_message(&self, id: &str, minutes: i64) {
-        let store = postern::store::Store::open(&self.queue_dir()).unwrap();
+        // sled's background thread of the previous opening in this process
+        // may hold the database's lock a moment after that store is gone.
+        let store = wait_for("the queue store", || {
+            postern::store::Store::open(&self.queue_dir()).ok()
+        });
         let id = postern::mail::QueueId::parse(id).unwrap();
         let mut state = store.get(&id).unwrap();
         state.arrival_time = chrono::Utc::now().timestamp() - minutes * 60;
