@@ -229,14 +229,7 @@ impl Finished {
             Some(bytes) => bytes.clone(),
             None => std::fs::read(&self.path)?,
         };
-        let after_magic = whole
-            .get(MAGIC.len()..)
-            .ok_or_else(|| io::Error::other("short queue file"))?;
-        let envelope_end = after_magic
-            .iter()
-            .position(|b| *b == b'\n')
-            .ok_or_else(|| io::Error::other("no envelope line"))?;
-        let start = MAGIC.len() + envelope_end + 1;
+        let start = content_start(&whole).map_err(io::Error::other)?;
         let end = start + usize::try_from(self.content_len).map_err(io::Error::other)?;
         if end > whole.len() {
             return Err(io::Error::other("short queue file"));
@@ -299,12 +292,7 @@ impl QueueRef {
     pub fn resident_content(&self) -> Option<Result<&[u8], QueueFileError>> {
         let bytes = self.resident.as_ref()?;
         let framed = (|| {
-            let rest = bytes.strip_prefix(MAGIC).ok_or(QueueFileError::Magic)?;
-            let line = rest
-                .iter()
-                .position(|b| *b == b'\n')
-                .ok_or_else(|| QueueFileError::Envelope("unterminated".into()))?;
-            let offset = (MAGIC.len() + line + 1) as u64;
+            let offset = content_start(bytes)? as u64;
             let len = (bytes.len() as u64)
                 .checked_sub(offset + TRAILER_LEN)
                 .ok_or(QueueFileError::Trailer)?;
@@ -391,13 +379,8 @@ impl QueueFile {
                 (magic.to_vec(), line)
             }
             Source::Memory(bytes) => {
-                let magic = bytes.get(..MAGIC.len()).ok_or(QueueFileError::Magic)?;
-                let rest = &bytes[MAGIC.len()..];
-                let end = rest
-                    .iter()
-                    .position(|b| *b == b'\n')
-                    .map_or(rest.len(), |n| n + 1);
-                (magic.to_vec(), rest[..end].to_vec())
+                let start = content_start(bytes)?;
+                (MAGIC.to_vec(), bytes[MAGIC.len()..start].to_vec())
             }
         };
         if magic != MAGIC {
@@ -488,6 +471,17 @@ impl QueueFile {
             )?)),
         }
     }
+}
+
+/// Where the content of a whole queue file begins: after the magic and
+/// the envelope line.
+fn content_start(bytes: &[u8]) -> Result<usize, QueueFileError> {
+    let rest = bytes.strip_prefix(MAGIC).ok_or(QueueFileError::Magic)?;
+    let line = rest
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or_else(|| QueueFileError::Envelope("unterminated".into()))?;
+    Ok(MAGIC.len() + line + 1)
 }
 
 fn content_slice(bytes: &[u8], offset: u64, len: u64) -> io::Result<&[u8]> {
